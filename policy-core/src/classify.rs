@@ -1,0 +1,547 @@
+//! The compiled classifier (SPEC §3, §4): built once from a [`Policy`], read-only,
+//! and infallible. A lookup parses the source, finds the most specific registered
+//! prefix with the LPM tables, matches the destination, and reads the registration's
+//! precomputed edge order; only the link (rendezvous hashing) is computed per call.
+//! Nothing on the lookup path allocates.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::{IpAddr, Ipv6Addr};
+use ipnet::IpNet;
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+
+use crate::lpm::{Lpm4, Lpm6};
+use crate::policy::{Policy, PrefixState};
+use crate::select::{self, Candidate};
+
+/// The classes of SPEC §3, in the order the rules apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    /// The source is not an address.
+    InvalidSource,
+    /// No registered prefix contains the source.
+    Unregistered,
+    /// The most specific registered prefix is not in an eligible state.
+    Unverified,
+    /// The destination is not Microsoft's.
+    NonMicrosoft,
+    /// No edge can carry the traffic.
+    NoEdge,
+    /// Hand it to Microsoft at `edge`.
+    Maps,
+}
+
+impl Class {
+    /// Every class.
+    pub const ALL: [Class; 6] = [
+        Class::InvalidSource,
+        Class::Unregistered,
+        Class::Unverified,
+        Class::NonMicrosoft,
+        Class::NoEdge,
+        Class::Maps,
+    ];
+
+    /// The class as written in decision lines.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Class::InvalidSource => "invalid-source",
+            Class::Unregistered => "unregistered",
+            Class::Unverified => "unverified",
+            Class::NonMicrosoft => "non-microsoft",
+            Class::NoEdge => "no-edge",
+            Class::Maps => "maps",
+        }
+    }
+
+    /// Parses the written form.
+    pub fn from_name(s: &str) -> Option<Class> {
+        Class::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for Class {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Class {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// An IPv4-mapped IPv6 address is its IPv4 address (SPEC §3).
+pub fn canonical(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// Parses an address as proxies write it: `a.b.c.d`, an IPv6 address, either with a
+/// port (`a.b.c.d:port`, `[v6]:port`), surrounding whitespace ignored. IPv4-mapped
+/// IPv6 becomes IPv4.
+///
+/// ```
+/// use policy_core::parse_address;
+/// assert_eq!(parse_address("[::ffff:198.51.100.7]:443").unwrap().to_string(), "198.51.100.7");
+/// assert!(parse_address("not-an-address").is_none());
+/// ```
+pub fn parse_address(text: &str) -> Option<IpAddr> {
+    let t = text.trim();
+    if let Ok(a) = t.parse::<IpAddr>() {
+        return Some(canonical(a));
+    }
+    if let Ok(sa) = t.parse::<core::net::SocketAddr>() {
+        return Some(canonical(sa.ip()));
+    }
+    None
+}
+
+/// What a registered prefix compiles to.
+#[derive(Debug, Clone)]
+struct PrefixRec {
+    net: IpNet,
+    registration: u32,
+    state: PrefixState,
+    eligible: bool,
+}
+
+#[derive(Debug, Clone)]
+struct RegPlan {
+    /// Candidate edges in order (first = edge).
+    order: Vec<Candidate>,
+    telemetry: bool,
+}
+
+#[derive(Debug, Clone)]
+struct EdgeLinks {
+    /// Usable links: (link index in the edge, hash of its id).
+    usable: Vec<(usize, u64)>,
+}
+
+/// The compiled, read-only classifier.
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    policy: Policy,
+    reg4: Lpm4,
+    reg6: Lpm6,
+    prefixes: Vec<PrefixRec>,
+    dst4: Lpm4,
+    dst6: Lpm6,
+    all_destinations: bool,
+    plans: Vec<RegPlan>,
+    edges: Vec<EdgeLinks>,
+}
+
+fn v6_bits(a: Ipv6Addr) -> u128 {
+    u128::from(a)
+}
+
+impl Classifier {
+    /// Compiles a validated policy. Cannot fail.
+    pub fn new(policy: Policy) -> Classifier {
+        let mut prefixes = Vec::with_capacity(policy.prefixes.len());
+        let mut e4 = Vec::new();
+        let mut e6 = Vec::new();
+        for p in &policy.prefixes {
+            let idx = prefixes.len() as u32;
+            prefixes.push(PrefixRec {
+                net: p.net,
+                registration: p.registration as u32,
+                state: p.state,
+                eligible: policy.is_eligible(p.state),
+            });
+            match p.net {
+                IpNet::V4(n) => e4.push((u32::from(n.network()), n.prefix_len(), idx)),
+                IpNet::V6(n) => e6.push((v6_bits(n.network()), n.prefix_len(), idx)),
+            }
+        }
+        let mut d4 = Vec::new();
+        let mut d6 = Vec::new();
+        for (net, dest) in &policy.dest_prefixes {
+            match net {
+                IpNet::V4(n) => d4.push((u32::from(n.network()), n.prefix_len(), *dest as u32)),
+                IpNet::V6(n) => d6.push((v6_bits(n.network()), n.prefix_len(), *dest as u32)),
+            }
+        }
+        let doc = policy.document();
+        let all_destinations = doc.destinations.is_empty()
+            || (policy.dest_prefixes.is_empty()
+                && policy.dest_exact.is_empty()
+                && policy.dest_wild.is_empty());
+        let plans = (0..doc.registrations.len())
+            .map(|r| RegPlan {
+                order: select::edge_order(&policy, r),
+                telemetry: policy
+                    .prefixes
+                    .iter()
+                    .any(|p| p.registration == r && p.telemetry),
+            })
+            .collect();
+        let edges = doc
+            .edges
+            .iter()
+            .map(|e| EdgeLinks {
+                usable: e
+                    .links
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| !l.drained)
+                    .map(|(i, l)| (i, select::link_hash(&l.id)))
+                    .collect(),
+            })
+            .collect();
+        Classifier {
+            reg4: Lpm4::build(&e4),
+            reg6: Lpm6::build(&e6),
+            dst4: Lpm4::build(&d4),
+            dst6: Lpm6::build(&d6),
+            prefixes,
+            all_destinations,
+            plans,
+            edges,
+            policy,
+        }
+    }
+
+    /// The policy this classifier was compiled from.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Heap bytes of the prefix tables (registered and destination).
+    pub fn table_bytes(&self) -> usize {
+        self.reg4.memory_bytes()
+            + self.reg6.memory_bytes()
+            + self.dst4.memory_bytes()
+            + self.dst6.memory_bytes()
+            + self.prefixes.capacity() * core::mem::size_of::<PrefixRec>()
+    }
+
+    /// Classifies text input, as in a trace line (SPEC §5). A source that is not an
+    /// address gives [`Class::InvalidSource`]; a destination that is not an address is
+    /// ignored (only the host can then match).
+    pub fn classify_text(&self, src: &str, dst: Option<&str>, host: Option<&str>) -> Decision<'_> {
+        match parse_address(src) {
+            Some(s) => self.classify(s, dst.and_then(parse_address), host),
+            None => Decision::empty(self, Class::InvalidSource),
+        }
+    }
+
+    /// Classifies a source address with an optional destination address and host.
+    pub fn classify(&self, src: IpAddr, dst: Option<IpAddr>, host: Option<&str>) -> Decision<'_> {
+        let src = canonical(src);
+        let Some(pidx) = self.registered(src) else {
+            return Decision::empty(self, Class::Unregistered);
+        };
+        let Some(rec) = self.prefixes.get(pidx as usize) else {
+            return Decision::empty(self, Class::Unregistered);
+        };
+        let mut d = Decision::empty(self, Class::Unverified);
+        d.prefix = Some(pidx);
+        d.registration = Some(rec.registration);
+        if !rec.eligible {
+            return d;
+        }
+        if !self.is_microsoft(dst, host) {
+            d.class = Class::NonMicrosoft;
+            return d;
+        }
+        let Some(plan) = self.plans.get(rec.registration as usize) else {
+            d.class = Class::NoEdge;
+            return d;
+        };
+        let Some(first) = plan.order.first() else {
+            d.class = Class::NoEdge;
+            return d;
+        };
+        d.class = Class::Maps;
+        d.order = &plan.order;
+        d.link = self.pick_link(first.edge, src);
+        d
+    }
+
+    /// Index of the most specific registered prefix containing `src`.
+    fn registered(&self, src: IpAddr) -> Option<u32> {
+        match src {
+            IpAddr::V4(a) => self.reg4.lookup(u32::from(a)),
+            IpAddr::V6(a) => self.reg6.lookup(v6_bits(a)),
+        }
+    }
+
+    /// The destination set matched by address or host, if any (`usize::MAX` when the
+    /// policy lists no destinations: everything is Microsoft).
+    pub fn destination_match(&self, dst: Option<IpAddr>, host: Option<&str>) -> Option<DestinationMatch> {
+        if self.all_destinations {
+            return Some(DestinationMatch::Everything);
+        }
+        if let Some(a) = dst {
+            if let Some(i) = self.dest_lookup(a) {
+                return Some(DestinationMatch::Prefix(i as usize));
+            }
+        }
+        let host = host?;
+        let norm = crate::validate::normalize_host(host);
+        if let Some(a) = parse_address(&norm) {
+            return self.dest_lookup(a).map(|i| DestinationMatch::Prefix(i as usize));
+        }
+        let p = &self.policy;
+        if let Ok(i) = p.dest_exact.binary_search_by(|(n, _)| n.as_str().cmp(&norm)) {
+            return p.dest_exact.get(i).map(|(_, d)| DestinationMatch::Domain(*d));
+        }
+        // `*.x.y` matches any name ending in `.x.y`: try every proper suffix.
+        let mut rest = norm.as_str();
+        while let Some((_, tail)) = rest.split_once('.') {
+            if let Ok(i) = p.dest_wild.binary_search_by(|(n, _)| n.as_str().cmp(tail)) {
+                return p.dest_wild.get(i).map(|(_, d)| DestinationMatch::Wildcard(*d));
+            }
+            rest = tail;
+        }
+        None
+    }
+
+    fn dest_lookup(&self, a: IpAddr) -> Option<u32> {
+        match canonical(a) {
+            IpAddr::V4(a) => self.dst4.lookup(u32::from(a)),
+            IpAddr::V6(a) => self.dst6.lookup(v6_bits(a)),
+        }
+    }
+
+    fn is_microsoft(&self, dst: Option<IpAddr>, host: Option<&str>) -> bool {
+        self.destination_match(dst, host).is_some()
+    }
+
+    /// The rendezvous choice among the usable links of `edge` for `client`.
+    fn pick_link(&self, edge: usize, client: IpAddr) -> Option<u16> {
+        let links = self.edges.get(edge)?;
+        let h = select::client_hash(client);
+        let mut best: Option<(u64, usize)> = None;
+        for &(i, lh) in &links.usable {
+            let w = select::rendezvous_weight(h, lh);
+            if best.is_none_or(|(bw, _)| w > bw) {
+                best = Some((w, i));
+            }
+        }
+        best.map(|(_, i)| i as u16)
+    }
+
+    /// The ordered candidates of registration `reg` (see [`select::edge_order`]).
+    pub fn candidates(&self, reg: usize) -> &[Candidate] {
+        self.plans.get(reg).map_or(&[], |p| &p.order)
+    }
+
+    /// Whether registration `reg` has a telemetry prefix (latency reporting).
+    pub fn has_telemetry(&self, reg: usize) -> bool {
+        self.plans.get(reg).is_some_and(|p| p.telemetry)
+    }
+}
+
+/// How a destination matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestinationMatch {
+    /// The policy lists no destinations: everything counts as Microsoft.
+    Everything,
+    /// The address is inside a prefix of destination `i`.
+    Prefix(usize),
+    /// The host equals a domain of destination `i`.
+    Domain(usize),
+    /// The host matches a `*.` wildcard of destination `i`.
+    Wildcard(usize),
+}
+
+/// The decision for one flow (SPEC §3–§5). Borrows the classifier; costs nothing to
+/// build. Serialises to the fields of a decision line (without `src`).
+#[derive(Clone, Copy)]
+pub struct Decision<'a> {
+    c: &'a Classifier,
+    class: Class,
+    registration: Option<u32>,
+    prefix: Option<u32>,
+    order: &'a [Candidate],
+    link: Option<u16>,
+}
+
+impl<'a> Decision<'a> {
+    fn empty(c: &'a Classifier, class: Class) -> Self {
+        Decision {
+            c,
+            class,
+            registration: None,
+            prefix: None,
+            order: &[],
+            link: None,
+        }
+    }
+
+    /// The class.
+    pub fn class(&self) -> Class {
+        self.class
+    }
+
+    /// Index of the matched registration in the document.
+    pub fn registration_index(&self) -> Option<usize> {
+        self.registration.map(|r| r as usize)
+    }
+
+    /// Id of the matched registration (from `unverified` on).
+    pub fn registration(&self) -> Option<&'a str> {
+        let r = self.registration? as usize;
+        self.c.policy.doc.registrations.get(r).map(|r| r.id.as_str())
+    }
+
+    /// The most specific registered prefix that matched.
+    pub fn prefix(&self) -> Option<IpNet> {
+        self.c.prefixes.get(self.prefix? as usize).map(|p| p.net)
+    }
+
+    /// The matched prefix's state.
+    pub fn state(&self) -> Option<PrefixState> {
+        self.c.prefixes.get(self.prefix? as usize).map(|p| p.state)
+    }
+
+    fn edge_id(&self, i: usize) -> Option<&'a str> {
+        let cand = self.order.get(i)?;
+        self.c.policy.doc.edges.get(cand.edge).map(|e| e.id.as_str())
+    }
+
+    /// The chosen edge (class `maps`).
+    pub fn edge(&self) -> Option<&'a str> {
+        self.edge_id(0)
+    }
+
+    /// The chosen edge's index in the document.
+    pub fn edge_index(&self) -> Option<usize> {
+        self.order.first().map(|c| c.edge)
+    }
+
+    /// The backup edge: the first failover edge.
+    pub fn backup(&self) -> Option<&'a str> {
+        self.edge_id(1)
+    }
+
+    /// Failover edges, in order.
+    pub fn failover(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let c = self.c;
+        self.order
+            .iter()
+            .skip(1)
+            .filter_map(move |cand| c.policy.doc.edges.get(cand.edge).map(|e| e.id.as_str()))
+    }
+
+    /// The chosen link of the edge.
+    pub fn link(&self) -> Option<&'a str> {
+        let e = self.c.policy.doc.edges.get(self.order.first()?.edge)?;
+        e.links.get(usize::from(self.link?)).map(|l| l.id.as_str())
+    }
+
+    /// Distance to the chosen edge in km, rounded to 0.1 km for display.
+    pub fn distance_km(&self) -> Option<f64> {
+        let km = self.order.first()?.distance_km;
+        Some(libm::round(km * 10.0) / 10.0)
+    }
+
+    /// Whether the matched registration reports latency (has a telemetry prefix).
+    pub fn telemetry(&self) -> bool {
+        self.registration
+            .is_some_and(|r| self.c.has_telemetry(r as usize))
+    }
+
+    /// The candidates in order (edge first), with distances and reasons.
+    pub fn candidates(&self) -> &'a [Candidate] {
+        self.order
+    }
+}
+
+impl fmt::Debug for Decision<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decision")
+            .field("class", &self.class)
+            .field("registration", &self.registration())
+            .field("prefix", &self.prefix())
+            .field("edge", &self.edge())
+            .field("link", &self.link())
+            .field("backup", &self.backup())
+            .finish()
+    }
+}
+
+struct Failover<'a>(Decision<'a>);
+
+impl Serialize for Failover<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.order.len().saturating_sub(1)))?;
+        for id in self.0.failover() {
+            seq.serialize_element(id)?;
+        }
+        seq.end()
+    }
+}
+
+struct Display<T>(T);
+
+impl<T: fmt::Display> Serialize for Display<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl Serialize for Decision<'_> {
+    /// `class`, then the fields that apply: `registration`, `prefix` (from
+    /// `unverified` on), `edge`, `link`, `backup`, `failover`, `distance_km` (`maps`).
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        self.serialize_fields::<S>(&mut m)?;
+        m.end()
+    }
+}
+
+impl Decision<'_> {
+    /// Writes the decision's fields into an open map (so callers can add `src`).
+    pub fn serialize_fields<S: Serializer>(&self, m: &mut S::SerializeMap) -> Result<(), S::Error> {
+        m.serialize_entry("class", &self.class)?;
+        if let Some(r) = self.registration() {
+            m.serialize_entry("registration", r)?;
+        }
+        if let Some(p) = self.prefix() {
+            m.serialize_entry("prefix", &Display(p))?;
+        }
+        if self.class == Class::Maps {
+            m.serialize_entry("edge", &self.edge())?;
+            m.serialize_entry("link", &self.link())?;
+            m.serialize_entry("backup", &self.backup())?;
+            m.serialize_entry("failover", &Failover(*self))?;
+            m.serialize_entry("distance_km", &self.distance_km())?;
+        }
+        Ok(())
+    }
+}
+
+/// A decision line (SPEC §5): `{"src": ..., "class": ..., ...}`.
+pub struct DecisionLine<'a, 'd> {
+    /// The source as given in the trace.
+    pub src: &'a str,
+    /// The decision.
+    pub decision: &'a Decision<'d>,
+}
+
+impl Serialize for DecisionLine<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("src", self.src)?;
+        self.decision.serialize_fields::<S>(&mut m)?;
+        m.end()
+    }
+}
+
+/// Convenience: the decision line as a JSON string.
+pub fn decision_line_json(src: &str, d: &Decision<'_>) -> String {
+    serde_json::to_string(&DecisionLine { src, decision: d }).unwrap_or_default()
+}

@@ -1,0 +1,105 @@
+//! # policy-core: every MAPS decision, made once
+//!
+//! Microsoft Azure Peering Service (MAPS) asks a partner ISP to recognise traffic
+//! from registered, validated customer prefixes that is bound for Microsoft, and to
+//! hand it to Microsoft at the edge nearest the customer ("cold potato"), over two
+//! diverse links per site, with a backup site. This crate is that policy: the native
+//! CLI, the proxy-wasm plugin (Envoy) and the browser/Node module are thin adapters
+//! around it, so they decide identically.
+//!
+//! ```text
+//!   policy JSON ──parse──▶ PolicyDocument ──validate──▶ Policy ──compile──▶ Classifier
+//!   (bytes)      (model)   every shape error   (policy)  every semantic  (classify) │
+//!                          with path + line              problem, once              │
+//!                                                                                    ▼
+//!   (src, dst?, host?) ──▶ LPM over registered prefixes ──▶ state eligible? ──▶ Decision
+//!                          (lpm: IPv4 u32 / IPv6 u128)      destination match     class, registration,
+//!                                                           (lpm + domains)       prefix, edge, link,
+//!                                                           edge order (select)   backup, failover
+//! ```
+//!
+//! Three stages, each a type: an invalid document never becomes a [`Policy`], and a
+//! [`Classifier`] compiled from a policy cannot fail. Modules:
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`model`] | the policy document v1 (serde, unknown fields are errors) |
+//! | [`parse`] | bytes → document; syntax errors with line/column, every shape error |
+//! | [`validate`] | document → [`Policy`], every problem of SPEC §6 with code and JSON Pointer |
+//! | [`diag`] | [`Diagnostic`], [`Code`], [`Report`], [`Summary`] |
+//! | [`locations`] | built-in Azure Peering Service locations with coordinates |
+//! | [`lpm`] | compiled longest-prefix-match tables |
+//! | [`select`] | cold-potato edge order, haversine, rendezvous link choice |
+//! | [`classify`] | the [`Classifier`] and its [`Decision`] |
+//! | [`explain`] | a person-readable account of one decision |
+//!
+//! Panic contract: no input (policy bytes, addresses, host names) makes any public
+//! function panic.
+//!
+//! ```
+//! let policy = br#"{"version": 1,
+//!   "edges": [{"id": "sea", "lat": 47.61, "lon": -122.33, "links": [{"id": "sea-1"}, {"id": "sea-2"}]}],
+//!   "registrations": [{"id": "fabrikam", "location": "Washington",
+//!     "prefixes": [{"prefix": "20.1.0.0/16", "state": "Verified"}]}]}"#;
+//! let engine = policy_core::load(policy, false).unwrap();
+//! let d = engine.classifier.classify_text("20.1.2.3", None, None);
+//! assert_eq!(d.class().as_str(), "maps");
+//! assert_eq!(d.edge(), Some("sea"));
+//!
+//! // A failing case: a misspelt state is reported with its path.
+//! let bad = br#"{"version": 1, "registrations": [{"id": "r", "location": "Texas",
+//!   "prefixes": [{"prefix": "20.1.0.0/16", "state": "Verifed"}]}]}"#;
+//! let report = policy_core::load(bad, false).unwrap_err();
+//! let first = report.errors().next().unwrap();
+//! assert_eq!(first.code.as_str(), "unknown-state");
+//! assert_eq!(first.path, "/registrations/0/prefixes/0/state");
+//! ```
+
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod classify;
+pub mod diag;
+pub mod explain;
+pub mod locations;
+pub mod lpm;
+pub mod model;
+pub mod parse;
+pub mod policy;
+pub mod select;
+#[cfg(feature = "testgen")]
+pub mod testgen;
+pub mod text;
+pub mod validate;
+
+pub use classify::{parse_address, Class, Classifier, Decision, DecisionLine, DestinationMatch};
+pub use diag::{Code, Diagnostic, Report, Severity, Summary};
+pub use model::PolicyDocument;
+pub use policy::{Policy, PrefixState};
+pub use validate::{validate, Validated};
+
+/// A loaded policy: the compiled classifier and the report (warnings only).
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// The compiled classifier.
+    pub classifier: Classifier,
+    /// The validation report (valid; may carry warnings).
+    pub report: Report,
+}
+
+/// Validates and compiles a policy document in one step. With `strict`, warnings
+/// (the MAPS-readiness checks) are errors too.
+///
+/// Errors: the report, with every diagnostic (never a partial policy).
+pub fn load(bytes: &[u8], strict: bool) -> Result<Engine, Report> {
+    let v = validate(bytes, strict);
+    match v.policy {
+        Some(policy) if v.report.valid => Ok(Engine {
+            classifier: Classifier::new(policy),
+            report: v.report,
+        }),
+        _ => Err(v.report),
+    }
+}

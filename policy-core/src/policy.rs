@@ -1,0 +1,164 @@
+//! The validated policy: a document whose every reference, prefix and coordinate has
+//! been checked and resolved. Only [`crate::validate`] makes one, so holding a
+//! [`Policy`] means the document had no errors; [`crate::Classifier::new`] cannot fail.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::model::PolicyDocument;
+
+/// Azure's `prefixValidationState` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PrefixState {
+    /// No validation has happened.
+    None,
+    /// The prefix failed validation as invalid.
+    Invalid,
+    /// Validated: the customer owns the prefix.
+    Verified,
+    /// Validation failed.
+    Failed,
+    /// Validation is in progress.
+    Pending,
+    /// Validated with a warning.
+    Warning,
+    /// The state is unknown.
+    Unknown,
+}
+
+impl PrefixState {
+    /// Every state, as Azure spells it.
+    pub const ALL: [PrefixState; 7] = [
+        PrefixState::None,
+        PrefixState::Invalid,
+        PrefixState::Verified,
+        PrefixState::Failed,
+        PrefixState::Pending,
+        PrefixState::Warning,
+        PrefixState::Unknown,
+    ];
+
+    /// Azure's spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PrefixState::None => "None",
+            PrefixState::Invalid => "Invalid",
+            PrefixState::Verified => "Verified",
+            PrefixState::Failed => "Failed",
+            PrefixState::Pending => "Pending",
+            PrefixState::Warning => "Warning",
+            PrefixState::Unknown => "Unknown",
+        }
+    }
+
+    /// Parses Azure's spelling (exact case).
+    pub fn from_name(s: &str) -> Option<PrefixState> {
+        PrefixState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub(crate) const fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for PrefixState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A registered prefix, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegisteredPrefix {
+    /// Index of the owning registration in the document.
+    pub registration: usize,
+    /// Index of the prefix within its registration.
+    pub index: usize,
+    /// The prefix (canonical).
+    pub net: IpNet,
+    /// Its validation state.
+    pub state: PrefixState,
+    /// Opted into telemetry.
+    pub telemetry: bool,
+}
+
+/// Where a registration's customer is, and how it was found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Site {
+    /// Latitude in degrees.
+    pub lat: f64,
+    /// Longitude in degrees.
+    pub lon: f64,
+    /// True when taken from the built-in location table rather than `lat`/`lon`.
+    pub from_location: bool,
+}
+
+/// A registration's pinned backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backup {
+    /// No `backup_edge`: candidates by rank and distance.
+    Unpinned,
+    /// `"None"`: no backup site; failover is empty.
+    NoBackup,
+    /// A pinned edge, by index.
+    Edge(usize),
+}
+
+/// A policy that passed validation (no errors; warnings allowed).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub(crate) doc: PolicyDocument,
+    pub(crate) sites: Vec<Site>,
+    pub(crate) primary: Vec<Option<usize>>,
+    pub(crate) backup: Vec<Backup>,
+    pub(crate) prefixes: Vec<RegisteredPrefix>,
+    pub(crate) dest_prefixes: Vec<(IpNet, usize)>,
+    /// Normalised exact domains, with their destination index.
+    pub(crate) dest_exact: Vec<(String, usize)>,
+    /// Normalised wildcard suffixes (`*.x.y` stored as `x.y`), with destination index.
+    pub(crate) dest_wild: Vec<(String, usize)>,
+    pub(crate) eligible: u8,
+}
+
+impl Policy {
+    /// The document this policy was validated from.
+    pub fn document(&self) -> &PolicyDocument {
+        &self.doc
+    }
+
+    /// Where registration `i` is located.
+    pub fn site(&self, registration: usize) -> Option<Site> {
+        self.sites.get(registration).copied()
+    }
+
+    /// Every registered prefix, resolved, in document order.
+    pub fn registered_prefixes(&self) -> &[RegisteredPrefix] {
+        &self.prefixes
+    }
+
+    /// Whether `state` makes traffic eligible for MAPS under this policy.
+    pub fn is_eligible(&self, state: PrefixState) -> bool {
+        self.eligible & state.bit() != 0
+    }
+
+    /// Pinned primary edge index of registration `i`.
+    pub fn primary_edge(&self, registration: usize) -> Option<usize> {
+        self.primary.get(registration).copied().flatten()
+    }
+
+    /// Pinned backup of registration `i`.
+    pub fn backup_edge(&self, registration: usize) -> Backup {
+        self.backup.get(registration).copied().unwrap_or(Backup::Unpinned)
+    }
+
+    /// Whether edge `i` can carry traffic: not drained, with a link not drained.
+    pub fn edge_usable(&self, edge: usize) -> bool {
+        self.doc
+            .edges
+            .get(edge)
+            .is_some_and(|e| !e.drained && e.links.iter().any(|l| !l.drained))
+    }
+}

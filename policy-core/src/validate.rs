@@ -1,0 +1,793 @@
+//! Validation (SPEC §6): every problem at once, then a [`Policy`] if there was no error.
+//!
+//! Errors make a document unloadable. Warnings are the "MAPS-ready" checks (what
+//! Azure asks of a partner: local and geo redundancy, equal capacity, IPv4-only,
+//! no overlaps...); `strict` turns them into errors.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use crate::diag::{Code, Diagnostic, Report, Summary, TELEMETRY_USD_PER_PREFIX};
+use crate::locations;
+use crate::model::PolicyDocument;
+use crate::parse;
+use crate::policy::{Backup, Policy, PrefixState, RegisteredPrefix, Site};
+use crate::text::{closest, pointer};
+
+/// The outcome of validating a document: the report, and the policy when it loads.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// Every diagnostic and the summary.
+    pub report: Report,
+    /// The policy, present exactly when `report.valid`.
+    pub policy: Option<Policy>,
+}
+
+/// Validates a policy document given as bytes (UTF-8 JSON).
+///
+/// ```
+/// let v = policy_core::validate(br#"{"version": 2}"#, false);
+/// assert!(!v.report.valid);
+/// assert_eq!(v.report.diagnostics[0].code.as_str(), "unsupported-version");
+/// assert!(v.policy.is_none());
+/// ```
+pub fn validate(bytes: &[u8], strict: bool) -> Validated {
+    let doc = match parse::parse_bytes(bytes) {
+        Ok(doc) => doc,
+        Err(diags) => {
+            return Validated {
+                report: Report::new(diags, None, strict),
+                policy: None,
+            }
+        }
+    };
+    let (mut diags, summary, policy) = check_document(doc);
+    if let Ok(text) = core::str::from_utf8(bytes) {
+        parse::fill_lines(text, &mut diags);
+    }
+    let report = Report::new(diags, Some(summary), strict);
+    let policy = if report.valid { policy } else { None };
+    Validated { report, policy }
+}
+
+/// Validates a parsed document. Returns the diagnostics (default severities, no line
+/// numbers), the summary, and the policy when no diagnostic is an error.
+pub fn check_document(doc: PolicyDocument) -> (Vec<Diagnostic>, Summary, Option<Policy>) {
+    let mut v = Checker {
+        diags: Vec::new(),
+    };
+    let out = v.run(doc);
+    let errors = v
+        .diags
+        .iter()
+        .any(|d| d.severity == crate::diag::Severity::Error);
+    let (summary, policy) = out;
+    (v.diags, summary, if errors { None } else { Some(policy) })
+}
+
+struct Checker {
+    diags: Vec<Diagnostic>,
+}
+
+const STATE_NAMES: [&str; 7] = [
+    "None", "Invalid", "Verified", "Failed", "Pending", "Warning", "Unknown",
+];
+
+impl Checker {
+    fn push(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    fn state(&mut self, text: &str, path: &str) -> Option<PrefixState> {
+        if let Some(s) = PrefixState::from_name(text) {
+            return Some(s);
+        }
+        let d = Diagnostic::new(
+            Code::UnknownState,
+            path,
+            format!("unknown prefix state `{text}`"),
+        );
+        let help = match closest(text, STATE_NAMES) {
+            Some(s) => format!("did you mean `{s}`? (Azure's prefixValidationState values: {})", STATE_NAMES.join(", ")),
+            None => format!("use one of Azure's prefixValidationState values: {}", STATE_NAMES.join(", ")),
+        };
+        self.push(d.with_help(help));
+        None
+    }
+
+    fn coords(&mut self, lat: f64, lon: f64, base: &str) -> bool {
+        let mut ok = true;
+        if !(-90.0..=90.0).contains(&lat) || !lat.is_finite() {
+            self.push(
+                Diagnostic::new(
+                    Code::CoordinateOutOfRange,
+                    pointer(base, &["lat"]),
+                    format!("latitude {lat} is outside -90..90"),
+                )
+                .with_help("latitude comes first, in degrees north"),
+            );
+            ok = false;
+        }
+        if !(-180.0..=180.0).contains(&lon) || !lon.is_finite() {
+            self.push(
+                Diagnostic::new(
+                    Code::CoordinateOutOfRange,
+                    pointer(base, &["lon"]),
+                    format!("longitude {lon} is outside -180..180"),
+                )
+                .with_help("longitude is in degrees east; west is negative"),
+            );
+            ok = false;
+        }
+        ok
+    }
+
+    fn run(&mut self, doc: PolicyDocument) -> (Summary, Policy) {
+        if doc.version != 1 {
+            self.push(
+                Diagnostic::new(
+                    Code::UnsupportedVersion,
+                    "/version",
+                    format!("policy version {} is not supported", doc.version),
+                )
+                .with_help("this release reads version 1: write \"version\": 1"),
+            );
+        }
+
+        // ---- options ----
+        let mut eligible = 0u8;
+        for (i, s) in doc.options.eligible_states.iter().enumerate() {
+            let path = pointer("/options/eligible_states", &[&i.to_string()]);
+            if let Some(st) = self.state(s, &path) {
+                eligible |= st.bit();
+            }
+        }
+        let hp = &doc.options.header_prefix;
+        if hp.is_empty()
+            || !hp
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            self.push(
+                Diagnostic::new(
+                    Code::BadHeaderPrefix,
+                    "/options/header_prefix",
+                    format!("header prefix `{hp}` is not a lowercase header-name prefix"),
+                )
+                .with_help("use lowercase letters, digits and '-', e.g. \"x-maps-\""),
+            );
+        }
+
+        // ---- edges and links ----
+        let mut edge_ids: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut link_ids: BTreeMap<&str, String> = BTreeMap::new();
+        let mut capacities: Vec<(f64, String, String)> = Vec::new();
+        let mut usable_edges = 0usize;
+        for (i, e) in doc.edges.iter().enumerate() {
+            let base = format!("/edges/{i}");
+            if let Some(first) = edge_ids.get(e.id.as_str()) {
+                self.push(
+                    Diagnostic::new(
+                        Code::DuplicateEdgeId,
+                        pointer(&base, &["id"]),
+                        format!("edge id `{}` is already used by /edges/{first}", e.id),
+                    )
+                    .with_help("give each edge a unique id"),
+                );
+            } else {
+                edge_ids.insert(&e.id, i);
+            }
+            if e.id == "None" {
+                self.push(
+                    Diagnostic::new(Code::BadValue, pointer(&base, &["id"]), "`None` is reserved")
+                        .with_help("`backup_edge: \"None\"` means no backup site; rename the edge"),
+                );
+            }
+            self.coords(e.lat, e.lon, &base);
+            for (j, l) in e.links.iter().enumerate() {
+                let lbase = format!("{base}/links/{j}");
+                if let Some(first) = link_ids.get(l.id.as_str()) {
+                    self.push(
+                        Diagnostic::new(
+                            Code::DuplicateLinkId,
+                            pointer(&lbase, &["id"]),
+                            format!("link id `{}` is already used by {first}", l.id),
+                        )
+                        .with_help("link ids are unique across the whole document"),
+                    );
+                } else {
+                    link_ids.insert(&l.id, lbase.clone());
+                }
+                if let Some(addr) = &l.address {
+                    if !valid_host_port(addr) {
+                        self.push(
+                            Diagnostic::new(
+                                Code::MalformedAddress,
+                                pointer(&lbase, &["address"]),
+                                format!("link address `{addr}` is not host:port"),
+                            )
+                            .with_help("write it as 192.0.2.10:443, [2001:db8::1]:443 or name.example:443"),
+                        );
+                    }
+                }
+                if let Some(c) = l.capacity_gbps {
+                    if !(c.is_finite() && c > 0.0) {
+                        self.push(Diagnostic::new(
+                            Code::BadValue,
+                            pointer(&lbase, &["capacity_gbps"]),
+                            format!("capacity {c} Gbit/s is not a positive number"),
+                        ));
+                    } else if !l.drained {
+                        capacities.push((c, l.id.clone(), pointer(&lbase, &["capacity_gbps"])));
+                    }
+                }
+            }
+            let usable: Vec<_> = e.links.iter().filter(|l| !l.drained).collect();
+            if !e.drained && !usable.is_empty() {
+                usable_edges += 1;
+            }
+            if e.drained {
+                continue;
+            }
+            if usable.len() < 2 {
+                self.push(
+                    Diagnostic::new(
+                        Code::NoLocalRedundancy,
+                        pointer(&base, &["links"]),
+                        format!(
+                            "edge `{}` has {} usable link{}: no local redundancy",
+                            e.id,
+                            usable.len(),
+                            if usable.len() == 1 { "" } else { "s" }
+                        ),
+                    )
+                    .with_help("Azure asks for two diverse links per site, on two different routers"),
+                );
+            } else {
+                let routers: BTreeSet<_> = usable.iter().map(|l| l.router.as_deref()).collect();
+                if routers.len() == 1 && !routers.contains(&None) {
+                    self.push(
+                        Diagnostic::new(
+                            Code::NoLocalRedundancy,
+                            pointer(&base, &["links"]),
+                            format!(
+                                "every usable link of edge `{}` lands on router `{}`: no local redundancy",
+                                e.id,
+                                usable.first().and_then(|l| l.router.as_deref()).unwrap_or("")
+                            ),
+                        )
+                        .with_help("land the links on two different routers"),
+                    );
+                }
+            }
+        }
+        if usable_edges < 2 {
+            self.push(
+                Diagnostic::new(
+                    Code::NoGeoRedundancy,
+                    "/edges",
+                    format!("{usable_edges} usable edge(s): no geo redundancy"),
+                )
+                .with_help("Azure asks for a second peering location to fail over to"),
+            );
+        }
+        // Capacity: sub-10G links, and links that differ from the most common capacity.
+        let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+        for (c, _, _) in &capacities {
+            *counts.entry(c.to_bits()).or_default() += 1;
+        }
+        let reference = counts
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(f64::from_bits(*a.0).total_cmp(&f64::from_bits(*b.0))))
+            .map(|(bits, _)| f64::from_bits(*bits));
+        for (c, id, path) in &capacities {
+            if *c < 10.0 {
+                self.push(
+                    Diagnostic::new(
+                        Code::LinkCapacity,
+                        path.clone(),
+                        format!("link `{id}` has {c} Gbit/s, below the 10 Gbit/s Azure asks for"),
+                    )
+                    .with_help("use links of 10 Gbit/s or more"),
+                );
+            } else if let Some(r) = reference {
+                if *c != r {
+                    self.push(
+                        Diagnostic::new(
+                            Code::LinkCapacity,
+                            path.clone(),
+                            format!("link `{id}` has {c} Gbit/s where most links have {r}"),
+                        )
+                        .with_help("Azure asks for equal capacity on primary, backup and redundant links"),
+                    );
+                }
+            }
+        }
+
+        // ---- registrations ----
+        let mut reg_ids: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut sites = Vec::with_capacity(doc.registrations.len());
+        let mut primary = Vec::with_capacity(doc.registrations.len());
+        let mut backup = Vec::with_capacity(doc.registrations.len());
+        let mut prefixes: Vec<RegisteredPrefix> = Vec::new();
+        let mut seen_prefixes: BTreeMap<IpNet, String> = BTreeMap::new();
+        let mut summary = Summary {
+            edges: doc.edges.len(),
+            usable_edges,
+            links: doc.edges.iter().map(|e| e.links.len()).sum(),
+            registrations: doc.registrations.len(),
+            ..Summary::default()
+        };
+        let edge_names: Vec<&str> = doc.edges.iter().map(|e| e.id.as_str()).collect();
+        for (i, r) in doc.registrations.iter().enumerate() {
+            let base = format!("/registrations/{i}");
+            if let Some(first) = reg_ids.get(r.id.as_str()) {
+                self.push(
+                    Diagnostic::new(
+                        Code::DuplicateRegistrationId,
+                        pointer(&base, &["id"]),
+                        format!("registration id `{}` is already used by /registrations/{first}", r.id),
+                    )
+                    .with_help("give each registration (Azure peering service) a unique id"),
+                );
+            } else {
+                reg_ids.insert(&r.id, i);
+            }
+            // Location.
+            let mut site = Site { lat: 0.0, lon: 0.0, from_location: false };
+            if let Some(name) = &r.location {
+                match locations::find(name) {
+                    Some(loc) => site = Site { lat: loc.lat, lon: loc.lon, from_location: true },
+                    None => {
+                        let d = Diagnostic::new(
+                            Code::UnknownLocation,
+                            pointer(&base, &["location"]),
+                            format!("`{name}` is not an Azure Peering Service location"),
+                        );
+                        let d = match closest(name, locations::names()) {
+                            Some(s) => d.with_help(format!("did you mean `{s}`? (US states; countries elsewhere)")),
+                            None => d.with_help("name a US state, or a country outside the US, or give lat and lon"),
+                        };
+                        self.push(d);
+                    }
+                }
+            }
+            match (r.lat, r.lon) {
+                (Some(lat), Some(lon)) => {
+                    if self.coords(lat, lon, &base) {
+                        site = Site { lat, lon, from_location: false };
+                    }
+                }
+                (None, None) if r.location.is_none() => self.push(
+                    Diagnostic::new(
+                        Code::MissingLocation,
+                        base.clone(),
+                        format!("registration `{}` has neither `location` nor `lat`/`lon`", r.id),
+                    )
+                    .with_help("add \"location\" (e.g. \"Washington\") or \"lat\" and \"lon\""),
+                ),
+                (None, None) => {}
+                (Some(_), None) | (None, Some(_)) => self.push(
+                    Diagnostic::new(
+                        Code::MissingLocation,
+                        base.clone(),
+                        "`lat` and `lon` go together",
+                    )
+                    .with_help("give both, or neither and a `location`"),
+                ),
+            }
+            sites.push(site);
+            // Pinned edges.
+            let resolve = |this: &mut Self, field: &str, id: &str| -> Option<usize> {
+                match edge_ids.get(id) {
+                    Some(&e) => {
+                        let edge = doc.edges.get(e)?;
+                        if edge.drained || edge.links.iter().all(|l| l.drained) {
+                            this.push(
+                                Diagnostic::new(
+                                    Code::PinnedEdgeDrained,
+                                    pointer(&base, &[field]),
+                                    format!("pinned edge `{id}` is drained: it will be skipped"),
+                                )
+                                .with_help("undrain it, or pin another edge"),
+                            );
+                        }
+                        Some(e)
+                    }
+                    None => {
+                        let d = Diagnostic::new(
+                            Code::UnknownEdge,
+                            pointer(&base, &[field]),
+                            format!("no edge has id `{id}`"),
+                        );
+                        let d = match closest(id, edge_names.iter().copied()) {
+                            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                            None if field == "backup_edge" => d.with_help(format!(
+                                "use one of the edge ids ({}) or \"None\" for no backup",
+                                edge_names.join(", ")
+                            )),
+                            None => d.with_help(format!("use one of the edge ids: {}", edge_names.join(", "))),
+                        };
+                        this.push(d);
+                        None
+                    }
+                }
+            };
+            primary.push(r.primary_edge.as_deref().and_then(|id| resolve(self, "primary_edge", id)));
+            backup.push(match r.backup_edge.as_deref() {
+                None => Backup::Unpinned,
+                Some("None") => Backup::NoBackup,
+                Some(id) => resolve(self, "backup_edge", id).map_or(Backup::Unpinned, Backup::Edge),
+            });
+            // Prefixes.
+            let mut any_eligible = false;
+            for (j, p) in r.prefixes.iter().enumerate() {
+                let pbase = format!("{base}/prefixes/{j}");
+                let state = self.state(&p.state, &pointer(&pbase, &["state"]));
+                let net = self.registered_prefix(&p.prefix, p.key.is_some(), &pointer(&pbase, &["prefix"]));
+                summary.prefixes += 1;
+                *summary.prefixes_by_state.entry(p.state.clone()).or_default() += 1;
+                if p.telemetry {
+                    summary.telemetry_prefixes += 1;
+                }
+                if let Some(st) = state {
+                    if eligible & st.bit() != 0 {
+                        any_eligible = true;
+                        summary.eligible_prefixes += 1;
+                    }
+                }
+                let Some(net) = net else { continue };
+                match net {
+                    IpNet::V4(_) => summary.ipv4_prefixes += 1,
+                    IpNet::V6(_) => summary.ipv6_prefixes += 1,
+                }
+                if let Some(first) = seen_prefixes.get(&net) {
+                    self.push(
+                        Diagnostic::new(
+                            Code::DuplicatePrefix,
+                            pointer(&pbase, &["prefix"]),
+                            format!("prefix {net} is already registered at {first}"),
+                        )
+                        .with_help("register each prefix once"),
+                    );
+                    continue;
+                }
+                seen_prefixes.insert(net, pointer(&pbase, &["prefix"]));
+                if let Some(st) = state {
+                    prefixes.push(RegisteredPrefix {
+                        registration: i,
+                        index: j,
+                        net,
+                        state: st,
+                        telemetry: p.telemetry,
+                    });
+                }
+            }
+            if !any_eligible {
+                self.push(
+                    Diagnostic::new(
+                        Code::NoEligiblePrefix,
+                        base.clone(),
+                        format!(
+                            "registration `{}` has no prefix in an eligible state ({}): none of its traffic is MAPS",
+                            r.id,
+                            doc.options.eligible_states.join(", ")
+                        ),
+                    )
+                    .with_help("complete prefix validation in Azure, or add an eligible prefix"),
+                );
+            }
+        }
+        summary.telemetry_cost_usd = summary.telemetry_prefixes as u64 * TELEMETRY_USD_PER_PREFIX;
+        self.overlaps(&prefixes, &doc);
+
+        // ---- destinations ----
+        let mut dest_prefixes = Vec::new();
+        let mut dest_exact: Vec<(String, usize)> = Vec::new();
+        let mut dest_wild: Vec<(String, usize)> = Vec::new();
+        let mut seen_dest: BTreeMap<String, String> = BTreeMap::new();
+        for (i, d) in doc.destinations.iter().enumerate() {
+            for (j, p) in d.prefixes.iter().enumerate() {
+                let path = format!("/destinations/{i}/prefixes/{j}");
+                if let Some(net) = self.prefix_syntax(p, &path) {
+                    let key = format!("{net}");
+                    if let Some(first) = seen_dest.get(&key) {
+                        self.push(Diagnostic::new(
+                            Code::DuplicateDestination,
+                            path.clone(),
+                            format!("destination prefix {net} is already listed at {first}"),
+                        ).with_help("list it once"));
+                    } else {
+                        seen_dest.insert(key, path);
+                    }
+                    dest_prefixes.push((net, i));
+                }
+            }
+            for (j, dom) in d.domains.iter().enumerate() {
+                let path = format!("/destinations/{i}/domains/{j}");
+                let norm = normalize_host(dom);
+                let (wild, name) = match norm.strip_prefix("*.") {
+                    Some(rest) => (true, String::from(rest)),
+                    None => (false, norm.clone()),
+                };
+                if !valid_hostname(&name) {
+                    self.push(
+                        Diagnostic::new(
+                            Code::MalformedDomain,
+                            path,
+                            format!("`{dom}` is not a host name or a `*.` wildcard"),
+                        )
+                        .with_help("write outlook.office365.com or *.sharepoint.com"),
+                    );
+                    continue;
+                }
+                if let Some(first) = seen_dest.get(&norm) {
+                    self.push(Diagnostic::new(
+                        Code::DuplicateDestination,
+                        path.clone(),
+                        format!("destination domain {norm} is already listed at {first}"),
+                    ).with_help("list it once"));
+                } else {
+                    seen_dest.insert(norm, path);
+                }
+                if wild {
+                    dest_wild.push((name, i));
+                } else {
+                    dest_exact.push((name, i));
+                }
+            }
+        }
+        summary.destination_prefixes = dest_prefixes.len();
+        summary.destination_domains = dest_exact.len() + dest_wild.len();
+        dest_exact.sort();
+        dest_exact.dedup_by(|a, b| a.0 == b.0);
+        dest_wild.sort();
+        dest_wild.dedup_by(|a, b| a.0 == b.0);
+
+        let policy = Policy {
+            doc,
+            sites,
+            primary,
+            backup,
+            prefixes,
+            dest_prefixes,
+            dest_exact,
+            dest_wild,
+            eligible,
+        };
+        (summary, policy)
+    }
+
+    /// Syntax and canonical form of a prefix.
+    fn prefix_syntax(&mut self, text: &str, path: &str) -> Option<IpNet> {
+        let net: IpNet = match text.trim().parse() {
+            Ok(n) => n,
+            Err(_) => {
+                let help = if text.contains('/') {
+                    "write address/length, e.g. 198.51.100.0/24 or 2001:db8:100::/48"
+                } else {
+                    "add the prefix length, e.g. 198.51.100.0/24"
+                };
+                self.push(
+                    Diagnostic::new(Code::MalformedPrefix, path, format!("`{text}` is not a prefix"))
+                        .with_help(help),
+                );
+                return None;
+            }
+        };
+        if net.trunc() != net {
+            self.push(
+                Diagnostic::new(
+                    Code::HostBitsSet,
+                    path,
+                    format!("prefix {text} has host bits set"),
+                )
+                .with_help(format!("write it as {}", net.trunc())),
+            );
+            return None;
+        }
+        Some(net)
+    }
+
+    /// A registered prefix: syntax, public, length, documentation, IPv6, long IPv4.
+    fn registered_prefix(&mut self, text: &str, has_key: bool, path: &str) -> Option<IpNet> {
+        let net = self.prefix_syntax(text, path)?;
+        if let Some(what) = non_public(&net) {
+            self.push(
+                Diagnostic::new(
+                    Code::NonPublicPrefix,
+                    path,
+                    format!("{net} is {what}, not public address space"),
+                )
+                .with_help("MAPS carries traffic from public prefixes only: register the public prefix your customer announces"),
+            );
+            return None;
+        }
+        match net {
+            IpNet::V4(n) if n.prefix_len() < 8 => {
+                self.push(
+                    Diagnostic::new(Code::PrefixTooShort, path, format!("{net} is shorter than /8"))
+                        .with_help("register the customer's own, more specific prefixes"),
+                );
+                return None;
+            }
+            IpNet::V6(n) if n.prefix_len() < 16 => {
+                self.push(
+                    Diagnostic::new(Code::PrefixTooShort, path, format!("{net} is shorter than /16"))
+                        .with_help("register the customer's own, more specific prefixes"),
+                );
+                return None;
+            }
+            _ => {}
+        }
+        if let Some(rfc) = documentation(&net) {
+            self.push(
+                Diagnostic::new(
+                    Code::DocumentationPrefix,
+                    path,
+                    format!("{net} is a documentation range ({rfc})"),
+                )
+                .with_help("fine for examples; a real registration needs the customer's public prefix"),
+            );
+        }
+        match net {
+            IpNet::V6(_) => self.push(
+                Diagnostic::new(
+                    Code::Ipv6Prefix,
+                    path,
+                    format!("{net} is IPv6: Azure Peering Service accepts IPv4 prefixes only today"),
+                )
+                .with_help("it is classified here, but Azure will not register it yet"),
+            ),
+            IpNet::V4(n) if n.prefix_len() > 24 && !has_key => self.push(
+                Diagnostic::new(
+                    Code::LongPrefixWithoutKey,
+                    path,
+                    format!("{net} is longer than /24 and has no prefix `key`"),
+                )
+                .with_help("prefixes longer than /24 need a partner-registered peering service prefix key"),
+            ),
+            _ => {}
+        }
+        Some(net)
+    }
+
+    /// Warns for each registered prefix nested in another registration's prefix.
+    fn overlaps(&mut self, prefixes: &[RegisteredPrefix], doc: &PolicyDocument) {
+        let mut order: Vec<&RegisteredPrefix> = prefixes.iter().collect();
+        // Sort so that a covering prefix comes before everything it covers.
+        order.sort_by(|a, b| match (a.net, b.net) {
+            (IpNet::V4(x), IpNet::V4(y)) => x.network().cmp(&y.network()).then(x.prefix_len().cmp(&y.prefix_len())),
+            (IpNet::V6(x), IpNet::V6(y)) => x.network().cmp(&y.network()).then(x.prefix_len().cmp(&y.prefix_len())),
+            (IpNet::V4(_), IpNet::V6(_)) => core::cmp::Ordering::Less,
+            (IpNet::V6(_), IpNet::V4(_)) => core::cmp::Ordering::Greater,
+        });
+        let mut stack: Vec<&RegisteredPrefix> = Vec::new();
+        for p in order {
+            while stack.last().is_some_and(|top| !top.net.contains(&p.net)) {
+                stack.pop();
+            }
+            if let Some(outer) = stack.iter().rev().find(|o| o.registration != p.registration) {
+                let reg = |i: usize| doc.registrations.get(i).map_or("", |r| r.id.as_str());
+                self.push(
+                    Diagnostic::new(
+                        Code::OverlappingPrefix,
+                        format!("/registrations/{}/prefixes/{}/prefix", p.registration, p.index),
+                        format!(
+                            "{} of `{}` is inside {} of `{}`",
+                            p.net,
+                            reg(p.registration),
+                            outer.net,
+                            reg(outer.registration)
+                        ),
+                    )
+                    .with_help("Azure refuses overlapping registrations; here the more specific prefix wins"),
+                );
+            }
+            stack.push(p);
+        }
+    }
+}
+
+/// What kind of non-public space `net` lies in, if any.
+pub fn non_public(net: &IpNet) -> Option<&'static str> {
+    match net {
+        IpNet::V4(n) => {
+            const RANGES: &[([u8; 4], u8, &str)] = &[
+                ([0, 0, 0, 0], 8, "\"this network\" (RFC 1122)"),
+                ([10, 0, 0, 0], 8, "private (RFC 1918)"),
+                ([100, 64, 0, 0], 10, "shared address space (RFC 6598)"),
+                ([127, 0, 0, 0], 8, "loopback"),
+                ([169, 254, 0, 0], 16, "link-local"),
+                ([172, 16, 0, 0], 12, "private (RFC 1918)"),
+                ([192, 0, 0, 0], 24, "IETF protocol assignments (RFC 6890)"),
+                ([192, 168, 0, 0], 16, "private (RFC 1918)"),
+                ([198, 18, 0, 0], 15, "benchmarking (RFC 2544)"),
+                ([224, 0, 0, 0], 4, "multicast"),
+                ([240, 0, 0, 0], 4, "reserved"),
+            ];
+            RANGES.iter().find_map(|(a, len, what)| {
+                let r = Ipv4Net::new(Ipv4Addr::from(*a), *len).ok()?;
+                r.contains(n).then_some(*what)
+            })
+        }
+        IpNet::V6(n) => {
+            let first = n.network().segments()[0];
+            let in_range = |a: Ipv6Addr, len: u8| Ipv6Net::new(a, len).is_ok_and(|r| r.contains(n));
+            if in_range(Ipv6Addr::from(0xffffu128 << 32), 96) {
+                Some("IPv4-mapped space")
+            } else if first & 0xfe00 == 0xfc00 {
+                Some("unique local (ULA, RFC 4193)")
+            } else if first & 0xffc0 == 0xfe80 {
+                Some("link-local")
+            } else if first & 0xff00 == 0xff00 {
+                Some("multicast")
+            } else if n.network() == Ipv6Addr::LOCALHOST && n.prefix_len() == 128 {
+                Some("loopback")
+            } else if first & 0xe000 != 0x2000 {
+                Some("reserved (outside global unicast 2000::/3)")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// The documentation RFC whose range contains `net`, if any.
+pub fn documentation(net: &IpNet) -> Option<&'static str> {
+    let docs: [(&str, &str); 4] = [
+        ("192.0.2.0/24", "RFC 5737"),
+        ("198.51.100.0/24", "RFC 5737"),
+        ("203.0.113.0/24", "RFC 5737"),
+        ("2001:db8::/32", "RFC 3849"),
+    ];
+    docs.iter().find_map(|(r, rfc)| {
+        let r: IpNet = r.parse().ok()?;
+        r.contains(net).then_some(*rfc)
+    })
+}
+
+/// Lowercase, without a trailing dot or port (SPEC §3).
+pub fn normalize_host(host: &str) -> String {
+    let h = host.trim();
+    let h = if let Some(rest) = h.strip_prefix('[') {
+        // [v6]:port
+        rest.split(']').next().unwrap_or(rest)
+    } else if h.matches(':').count() == 1 {
+        h.split(':').next().unwrap_or(h)
+    } else {
+        h
+    };
+    let h = h.strip_suffix('.').unwrap_or(h);
+    h.to_ascii_lowercase()
+}
+
+fn valid_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+fn valid_host_port(s: &str) -> bool {
+    if let Ok(_sa) = s.parse::<core::net::SocketAddr>() {
+        return true;
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) => {
+            port.parse::<u16>().is_ok_and(|p| p > 0)
+                && (valid_hostname(host) || host.parse::<IpAddr>().is_ok())
+                && !host.contains(':')
+        }
+        None => false,
+    }
+}
