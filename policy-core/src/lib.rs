@@ -32,6 +32,7 @@
 //! | [`select`] | cold-potato edge order, haversine, rendezvous link choice |
 //! | [`classify`] | the [`Classifier`] and its [`Decision`] |
 //! | [`explain`] | a person-readable account of one decision |
+//! | [`trace`] | trace lines in, decision lines out (SPEC §5) |
 //!
 //! Panic contract: no input (policy bytes, addresses, host names) makes any public
 //! function panic.
@@ -61,6 +62,7 @@
 extern crate alloc;
 
 pub mod classify;
+pub mod cluster;
 pub mod diag;
 pub mod explain;
 pub mod locations;
@@ -72,6 +74,7 @@ pub mod select;
 #[cfg(feature = "testgen")]
 pub mod testgen;
 pub mod text;
+pub mod trace;
 pub mod validate;
 
 pub use classify::{parse_address, Class, Classifier, Decision, DecisionLine, DestinationMatch};

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::diag::{Code, Diagnostic};
-use crate::model::{Destination, Edge, Options, PolicyDocument, PrefixEntry, Provider, Registration};
+use crate::model::{Destination, Edge, Link, Options, PolicyDocument, PrefixEntry, Provider, Registration};
 use crate::text::{closest, line_col, locate, push_token};
 
 /// Parses a policy document from raw bytes.
@@ -82,6 +82,7 @@ pub fn parse_str(text: &str) -> Result<PolicyDocument, Vec<Diagnostic>> {
         diags.push(data_error("", &first));
     }
     fill_lines(text, &mut diags);
+    crate::validate::sort_by_position(&mut diags);
     Err(diags)
 }
 
@@ -154,32 +155,41 @@ fn collect_shape_errors(value: &Value, diags: &mut Vec<Diagnostic>) {
             "version" => check::<u64>(v, &path, diags),
             "provider" => check::<Option<Provider>>(v, &path, diags),
             "options" => check::<Options>(v, &path, diags),
-            "edges" => each::<Edge>(v, &path, diags, |_, _, _| false),
+            "edges" => each::<Edge>(v, &path, diags, |edge, path, diags| {
+                // Report the edge's own fields and each link separately.
+                dig::<Edge, Link>(edge, path, "links", diags)
+            }),
             "destinations" => each::<Destination>(v, &path, diags, |_, _, _| false),
             "registrations" => each::<Registration>(v, &path, diags, |reg, path, diags| {
-                // Look inside a failing registration's prefixes, so two bad prefixes
-                // in one registration are both reported.
-                match reg.get("prefixes") {
-                    Some(prefixes) if reg_without_prefixes_ok(reg) => {
-                        let mut p = String::from(path);
-                        push_token(&mut p, "prefixes");
-                        each::<PrefixEntry>(prefixes, &p, diags, |_, _, _| false);
-                        true
-                    }
-                    _ => false,
-                }
+                // Report the registration's own fields and each prefix separately, so
+                // two bad prefixes in one registration are both reported.
+                dig::<Registration, PrefixEntry>(reg, path, "prefixes", diags)
             }),
             other => diags.push(unknown_field(&path, other, TOP_FIELDS)),
         }
     }
 }
 
-fn reg_without_prefixes_ok(reg: &Value) -> bool {
-    let mut copy = reg.clone();
-    if let Some(obj) = copy.as_object_mut() {
-        obj.insert("prefixes".to_string(), Value::Array(Vec::new()));
+/// Checks an object of type `T` with its array field `field` emptied, then each
+/// element of that array as a `C`. Returns false when `value` is not an object.
+fn dig<T: DeserializeOwned, C: DeserializeOwned>(
+    value: &Value,
+    path: &str,
+    field: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> bool {
+    let Some(obj) = value.as_object() else {
+        return false;
+    };
+    let mut outer = obj.clone();
+    let children = outer.insert(field.to_string(), Value::Array(Vec::new()));
+    check::<T>(&Value::Object(outer), path, diags);
+    if let Some(children) = children {
+        let mut p = String::from(path);
+        push_token(&mut p, field);
+        each::<C>(&children, &p, diags, |_, _, _| false);
     }
-    serde_json::from_value::<Registration>(copy).is_ok()
+    true
 }
 
 /// Deserialises every element of an array on its own. `dig` may report a failing

@@ -63,8 +63,18 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         }
     }
     let (d, c) = best?;
+    // A truncated or extended word (`lattitude` for `lat`) is a plausible typo too.
+    let lower = name.to_ascii_lowercase();
+    if let Some(c) = candidates_prefix(&lower, c) {
+        return Some(c);
+    }
     let limit = (name.chars().count().max(c.chars().count()) / 3).max(1);
     (d <= limit).then_some(c)
+}
+
+fn candidates_prefix<'a>(lower: &str, best: &'a str) -> Option<&'a str> {
+    let b = best.to_ascii_lowercase();
+    (b.len() >= 3 && lower.len() >= 3 && (lower.starts_with(&b) || b.starts_with(lower))).then_some(best)
 }
 
 /// 1-based line and column (in characters) of byte offset `offset` in `text`.

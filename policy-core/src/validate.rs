@@ -49,9 +49,15 @@ pub fn validate(bytes: &[u8], strict: bool) -> Validated {
     if let Ok(text) = core::str::from_utf8(bytes) {
         parse::fill_lines(text, &mut diags);
     }
+    sort_by_position(&mut diags);
     let report = Report::new(diags, Some(summary), strict);
     let policy = if report.valid { policy } else { None };
     Validated { report, policy }
+}
+
+/// Orders diagnostics as they appear in the source (stable; unplaced ones last).
+pub fn sort_by_position(diags: &mut [Diagnostic]) {
+    diags.sort_by_key(|d| (d.line.is_none(), d.line, d.column));
 }
 
 /// Validates a parsed document. Returns the diagnostics (default severities, no line
