@@ -1,0 +1,147 @@
+"""Bounded request streams through Envoy, counted by outcome and by answering link."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Reply:
+    status: int  # 0 when no HTTP answer came (connection error, timeout)
+    link: str  # the link server that answered ("" when none)
+    maps: dict[str, str]  # the x-maps-* request headers the link server saw
+    error: str = ""
+
+
+def request(
+    port: int,
+    client: str,
+    host: str = "example.test",
+    path: str = "/",
+    timeout: float = 5.0,
+    conn: http.client.HTTPConnection | None = None,
+) -> Reply:
+    """One GET through Envoy's listener on 127.0.0.1:`port`, as customer `client`.
+
+    The customer's address travels in `x-forwarded-for` (one trusted hop, as from a
+    load balancer in front of Envoy). `host` is the :authority (the destination name).
+    """
+    own = conn is None
+    c = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("GET", path, headers={"host": host, "x-forwarded-for": client})
+        resp = c.getresponse()
+        body = resp.read()
+        link = resp.getheader("x-link") or ""
+        maps: dict[str, str] = {}
+        if link and body:
+            try:
+                maps = dict(json.loads(body).get("maps", {}))
+            except (ValueError, AttributeError):
+                maps = {}
+        return Reply(resp.status, link, maps)
+    except (OSError, http.client.HTTPException) as err:
+        if not own:
+            c.close()
+        return Reply(0, "", {}, error=f"{type(err).__name__}: {err}")
+    finally:
+        if own:
+            c.close()
+
+
+@dataclass
+class StreamStats:
+    sent: int = 0
+    delivered: int = 0  # a 2xx answer from a link server
+    failed: int = 0
+    by_link: Counter = field(default_factory=Counter)
+    by_status: Counter = field(default_factory=Counter)
+    errors: Counter = field(default_factory=Counter)
+    # (seconds since start, link) of each delivered answer, in order
+    timeline: list[tuple[float, str]] = field(default_factory=list)
+
+    def line(self, name: str) -> str:
+        links = ", ".join(f"{k}={v}" for k, v in sorted(self.by_link.items()))
+        return (
+            f"{name}: sent={self.sent} delivered={self.delivered} failed={self.failed}"
+            f" ({100.0 * self.delivered / max(self.sent, 1):.2f}% delivered) links: {links}"
+        )
+
+
+class Stream:
+    """A steady request stream in the background: `workers` keep-alive connections,
+    each sending one request every `interval` seconds, until `stop()` or `max_seconds`
+    (a hard bound) or `max_requests` in all."""
+
+    def __init__(
+        self,
+        port: int,
+        clients: list[tuple[str, str]],  # (client address, host) pairs, used in turn
+        workers: int = 4,
+        interval: float = 0.01,
+        max_seconds: float = 60.0,
+        max_requests: int = 100_000,
+    ) -> None:
+        self.port = port
+        self.clients = clients
+        self.workers = workers
+        self.interval = interval
+        self.max_seconds = max_seconds
+        self.max_requests = max_requests
+        self.stats = StreamStats()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._t0 = 0.0
+
+    def start(self) -> "Stream":
+        self._t0 = time.monotonic()
+        for w in range(self.workers):
+            t = threading.Thread(target=self._run, args=(w,), daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def _run(self, w: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5.0)
+        i = w
+        deadline = self._t0 + self.max_seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            with self._lock:
+                if self.stats.sent >= self.max_requests:
+                    break
+                self.stats.sent += 1
+            client, host = self.clients[i % len(self.clients)]
+            i += self.workers
+            r = request(self.port, client, host, conn=conn)
+            if r.status == 0:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5.0)
+            with self._lock:
+                self.stats.by_status[r.status] += 1
+                if 200 <= r.status < 300 and r.link:
+                    self.stats.delivered += 1
+                    self.stats.by_link[r.link] += 1
+                    self.stats.timeline.append((time.monotonic() - self._t0, r.link))
+                else:
+                    self.stats.failed += 1
+                    self.stats.errors[r.error or f"status {r.status}"] += 1
+            self._stop.wait(self.interval)
+        conn.close()
+
+    def stop(self) -> StreamStats:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=10)
+        return self.stats
+
+    def delivered_since(self, t: float) -> Counter:
+        with self._lock:
+            return Counter(link for (ts, link) in self.stats.timeline if ts >= t)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._t0

@@ -1,0 +1,906 @@
+//! `mapsctl envoy-config`: the Envoy configuration for a policy.
+//!
+//! Envoy does the forwarding, the failover and the hot reload with its own machinery;
+//! the plugin only decides. This module turns a validated policy into:
+//!
+//! ```text
+//!  listener maps_http (HCM, xff_num_trusted_hops from the policy)
+//!    ├─ http filter "maps"      ◀── ECDS file xds/maps-http.json (the plugin + the policy)
+//!    ├─ router
+//!    └─ routes: <prefix>cluster present ─▶ cluster_header, retries to the next priority
+//!               otherwise               ─▶ "internet" (the default path)
+//!  listener maps_l4 (optional)
+//!    ├─ network filter "maps_tcp" ◀── ECDS file xds/maps-tcp.json (filter state
+//!    │                                 envoy.tcp_proxy.cluster for class maps)
+//!    └─ tcp_proxy (default cluster "internet")
+//!
+//!  clusters: edge_<edge>          one per edge, endpoints = its links (health checks,
+//!                                 outlier detection, Maglev on the client address)
+//!            maps_<edge>_<backup> aggregate [edge_<edge>, edge_<backup>] per pair in use
+//!            maps_<edge>          aggregate [edge_<edge>, internet] (backup "None")
+//!            internet             the default path
+//! ```
+//!
+//! Conventions shared with the plugin: the aggregate cluster names are those of
+//! [`policy_core::cluster::cluster_name`] (the plugin publishes them in
+//! `<header_prefix>cluster` and in the `envoy.tcp_proxy.cluster` filter state); the
+//! pairs come from [`policy_core::select::edge_order`] (edge, first failover), so the
+//! generator holds no decision logic. The plugin's L4 root id is `maps_tcp`.
+//!
+//! Invariants: only a validated policy reaches [`generate`]; every link used has an
+//! address (from the policy's `address` or an override) or generation fails naming all
+//! of them; the admin interface listens on loopback only. Nothing here panics.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use policy_core::cluster::cluster_name;
+use policy_core::select::edge_order;
+use policy_core::Policy;
+use serde_json::{json, Value};
+
+/// Name of the HTTP filter (and of its ECDS resource).
+pub const HTTP_FILTER: &str = "maps";
+/// Name of the network filter (and of its ECDS resource); also the plugin's L4 root id.
+pub const TCP_FILTER: &str = "maps_tcp";
+/// Root id of the HTTP plugin.
+pub const HTTP_ROOT_ID: &str = "maps";
+/// The Wasm VM id, shared by both filters (one VM per worker serves both).
+pub const VM_ID: &str = "maps";
+/// The default path: traffic that is not MAPS, and the last resort of `maps_<edge>`.
+pub const DEFAULT_CLUSTER: &str = "internet";
+/// File name of the bootstrap inside the output directory.
+pub const BOOTSTRAP_FILE: &str = "envoy.json";
+/// Directory (inside the output directory) of the ECDS files. Envoy watches it: keep
+/// logs elsewhere.
+pub const XDS_DIR: &str = "xds";
+/// ECDS file of the HTTP filter, inside [`XDS_DIR`].
+pub const HTTP_ECDS_FILE: &str = "maps-http.json";
+/// ECDS file of the network filter, inside [`XDS_DIR`].
+pub const TCP_ECDS_FILE: &str = "maps-tcp.json";
+
+const TYPE_HTTP_WASM: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+const TYPE_NET_WASM: &str = "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm";
+
+/// The Envoy cluster of an edge's links: `edge_<id>`, the id escaped as in
+/// [`cluster_name`].
+///
+/// ```
+/// assert_eq!(host_harness::envoy_config::edge_cluster("sea"), "edge_sea");
+/// assert_eq!(host_harness::envoy_config::edge_cluster("new_york"), "edge_new~5Fyork");
+/// ```
+pub fn edge_cluster(edge: &str) -> String {
+    let aggregate = cluster_name(edge, None);
+    format!(
+        "edge_{}",
+        aggregate.strip_prefix("maps_").unwrap_or(&aggregate)
+    )
+}
+
+/// What the generator needs besides the policy. [`Settings::default`] gives a local
+/// set-up: listeners on 127.0.0.1:10000 (HTTP) and :10001 (L4), admin on
+/// 127.0.0.1:9901.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The HTTP listener.
+    pub listen: SocketAddr,
+    /// The L4 listener (tcp_proxy + the network plugin); `None`: no L4 listener.
+    pub listen_l4: Option<SocketAddr>,
+    /// Accept the PROXY protocol on the L4 listener (the client and original
+    /// destination then come from a trusted load balancer in front). Without it the
+    /// `original_dst` listener filter recovers the destination of intercepted traffic.
+    pub l4_proxy_protocol: bool,
+    /// The admin interface: loopback only.
+    pub admin: SocketAddr,
+    /// Link addresses (`host:port`) by link id; they override the policy's `address`.
+    pub links: BTreeMap<String, String>,
+    /// The default path (`host:port`); `None`: an ORIGINAL_DST cluster (transparent
+    /// interception: traffic goes where it was headed).
+    pub internet: Option<String>,
+    /// The plugin `.wasm`, as Envoy should open it (make it absolute).
+    pub plugin: PathBuf,
+    /// Where the ECDS files live, as Envoy should open them (make it absolute).
+    pub xds_dir: PathBuf,
+    /// HTTP path of the links' active health check.
+    pub health_path: String,
+    /// Interval of the active health checks, in milliseconds.
+    pub health_interval_ms: u32,
+    /// Provision an aggregate cluster for every ordered pair of usable edges (and every
+    /// usable edge alone), so that any later policy over the same edges hot-reloads
+    /// without new clusters.
+    pub all_pairs: bool,
+    /// Remove the plugin's decision headers before the request leaves Envoy.
+    pub strip_headers: bool,
+    /// `node.id` (ECDS from a file needs a node id and cluster).
+    pub node_id: String,
+    /// `node.cluster`.
+    pub node_cluster: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 10000)),
+            listen_l4: Some(SocketAddr::from(([127, 0, 0, 1], 10001))),
+            l4_proxy_protocol: false,
+            admin: SocketAddr::from(([127, 0, 0, 1], 9901)),
+            links: BTreeMap::new(),
+            internet: None,
+            plugin: PathBuf::from("target/wasm32-wasip1/plugin/maps_plugin.wasm"),
+            xds_dir: PathBuf::from(XDS_DIR),
+            health_path: String::from("/healthz"),
+            health_interval_ms: 1000,
+            all_pairs: false,
+            strip_headers: false,
+            node_id: String::from("maps-edge"),
+            node_cluster: String::from("maps"),
+        }
+    }
+}
+
+/// Why no configuration could be generated. Each variant says what to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// These links (of usable edges) have no address: add `"address": "host:port"` to
+    /// them in the policy, or pass `--link ID=HOST:PORT`.
+    MissingAddress(Vec<String>),
+    /// An address is not `host:port` (IPv6 as `[addr]:port`): fix the value named.
+    BadAddress {
+        /// Where the value came from (`--link sea-1`, `/edges/0/links/1/address`, ...).
+        what: String,
+        /// The value.
+        value: String,
+    },
+    /// `--link` names a link the policy does not have: check the spelling.
+    UnknownLink(String),
+    /// The admin interface must listen on a loopback address (it can stop Envoy).
+    AdminNotLoopback(SocketAddr),
+    /// The policy text is not UTF-8 (a validated policy always is).
+    NotUtf8,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::MissingAddress(links) => write!(
+                f,
+                "no address for link(s) {}: add \"address\": \"host:port\" to them in the policy or pass --link ID=HOST:PORT",
+                links.join(", ")
+            ),
+            ConfigError::BadAddress { what, value } => {
+                write!(f, "{what}: {value:?} is not host:port (IPv6 as [addr]:port)")
+            }
+            ConfigError::UnknownLink(id) => write!(f, "--link {id}: the policy has no link {id:?}"),
+            ConfigError::AdminNotLoopback(a) => {
+                write!(f, "--admin {a}: the admin interface must listen on a loopback address")
+            }
+            ConfigError::NotUtf8 => write!(f, "the policy is not UTF-8 text"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// What kind of cluster a [`ClusterPlan`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterKind {
+    /// An edge's links.
+    Edge,
+    /// A primary/backup aggregate.
+    Aggregate,
+    /// The default path.
+    Default,
+}
+
+/// One generated cluster, for people (the summary `mapsctl envoy-config` prints).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterPlan {
+    /// Cluster name.
+    pub name: String,
+    /// Kind.
+    pub kind: ClusterKind,
+    /// Endpoints (`link=host:port`) for an edge; member clusters in priority order for
+    /// an aggregate.
+    pub members: Vec<String>,
+}
+
+/// A generated configuration.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    /// The bootstrap (JSON; Envoy reads it with `-c envoy.json`).
+    pub bootstrap: Value,
+    /// The ECDS file of the HTTP filter.
+    pub http_ecds: Value,
+    /// The ECDS file of the network filter (when there is an L4 listener).
+    pub tcp_ecds: Option<Value>,
+    /// The clusters, in the order of the bootstrap.
+    pub plan: Vec<ClusterPlan>,
+}
+
+/// The (edge, backup) pairs the policy uses: for each registration, the first edge of
+/// its order and the next one (none when the order has one edge). With `all`, every
+/// ordered pair of usable edges and every usable edge alone.
+pub fn edge_pairs(policy: &Policy, all: bool) -> BTreeSet<(usize, Option<usize>)> {
+    let doc = policy.document();
+    let mut pairs = BTreeSet::new();
+    if all {
+        let usable: Vec<usize> = (0..doc.edges.len())
+            .filter(|&e| policy.edge_usable(e))
+            .collect();
+        for &e in &usable {
+            pairs.insert((e, None));
+            for &b in &usable {
+                if b != e {
+                    pairs.insert((e, Some(b)));
+                }
+            }
+        }
+        return pairs;
+    }
+    for reg in 0..doc.registrations.len() {
+        let order = edge_order(policy, reg);
+        if let Some(first) = order.first() {
+            pairs.insert((first.edge, order.get(1).map(|c| c.edge)));
+        }
+    }
+    pairs
+}
+
+/// An upstream address: IP literal or DNS name, and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HostPort {
+    host: String,
+    port: u16,
+    ip: bool,
+}
+
+fn parse_host_port(what: &str, value: &str) -> Result<HostPort, ConfigError> {
+    let bad = || ConfigError::BadAddress {
+        what: what.to_string(),
+        value: value.to_string(),
+    };
+    if let Ok(sa) = value.parse::<SocketAddr>() {
+        return Ok(HostPort {
+            host: sa.ip().to_string(),
+            port: sa.port(),
+            ip: true,
+        });
+    }
+    let (host, port) = value.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !host.starts_with('-')
+        && !host.starts_with('.');
+    if port == 0 || !name_ok {
+        return Err(bad());
+    }
+    Ok(HostPort {
+        host: host.to_string(),
+        port,
+        ip: host.parse::<IpAddr>().is_ok(),
+    })
+}
+
+fn socket_address(hp: &HostPort) -> Value {
+    json!({"socket_address": {"address": hp.host, "port_value": hp.port}})
+}
+
+fn listen_address(sa: &SocketAddr) -> Value {
+    json!({"socket_address": {"address": sa.ip().to_string(), "port_value": sa.port()}})
+}
+
+fn duration_ms(ms: u32) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+/// The plugin configuration of one filter: the policy text, the shared VM, and a
+/// failure policy that reloads a crashed VM (requests fail closed meanwhile, so a
+/// client's own `x-maps-*` headers never reach the route).
+fn plugin_config(name: &str, root_id: &str, policy_json: &str, settings: &Settings) -> Value {
+    json!({
+        "name": name,
+        "root_id": root_id,
+        "vm_config": {
+            "vm_id": VM_ID,
+            "runtime": "envoy.wasm.runtime.v8",
+            "code": {"local": {"filename": settings.plugin.display().to_string()}}
+        },
+        "configuration": {
+            "@type": "type.googleapis.com/google.protobuf.StringValue",
+            "value": policy_json
+        },
+        "failure_policy": "FAIL_RELOAD"
+    })
+}
+
+/// A version string for a policy text: FNV-1a 64 in hex (shown by Envoy's
+/// `extension_config_discovery.*.version_text`).
+pub fn policy_version(policy_json: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in policy_json.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The ECDS file (a `DiscoveryResponse`) that delivers the HTTP filter with
+/// `policy_json`. Writing a new one (atomically: [`write_atomic`]) hot-reloads the
+/// policy; a policy the plugin refuses is rejected by Envoy and the last good one
+/// keeps serving.
+pub fn http_ecds(policy_json: &str, settings: &Settings) -> Value {
+    ecds(
+        HTTP_FILTER,
+        HTTP_ROOT_ID,
+        TYPE_HTTP_WASM,
+        policy_json,
+        settings,
+    )
+}
+
+/// The ECDS file of the network (L4) filter.
+pub fn tcp_ecds(policy_json: &str, settings: &Settings) -> Value {
+    ecds(TCP_FILTER, TCP_FILTER, TYPE_NET_WASM, policy_json, settings)
+}
+
+fn ecds(
+    name: &str,
+    root_id: &str,
+    type_url: &str,
+    policy_json: &str,
+    settings: &Settings,
+) -> Value {
+    json!({
+        "version_info": policy_version(policy_json),
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "name": name,
+            "typed_config": {
+                "@type": type_url,
+                "config": plugin_config(name, root_id, policy_json, settings)
+            }
+        }]
+    })
+}
+
+fn config_discovery(name: &str, file: &str, type_url: &str, settings: &Settings) -> Value {
+    json!({
+        "name": name,
+        "config_discovery": {
+            "config_source": {
+                "path_config_source": {"path": settings.xds_dir.join(file).display().to_string()},
+                "resource_api_version": "V3"
+            },
+            "type_urls": [type_url]
+        }
+    })
+}
+
+/// Resolves every link address of the usable edges: overrides first, then the
+/// policy's `address`. Drained links are left out.
+fn link_addresses(
+    policy: &Policy,
+    settings: &Settings,
+) -> Result<BTreeMap<usize, Vec<(String, HostPort)>>, ConfigError> {
+    let doc = policy.document();
+    let known: BTreeSet<&str> = doc
+        .edges
+        .iter()
+        .flat_map(|e| e.links.iter().map(|l| l.id.as_str()))
+        .collect();
+    if let Some(unknown) = settings.links.keys().find(|k| !known.contains(k.as_str())) {
+        return Err(ConfigError::UnknownLink(unknown.clone()));
+    }
+    let mut out = BTreeMap::new();
+    let mut missing = Vec::new();
+    for (ei, edge) in doc.edges.iter().enumerate() {
+        if !policy.edge_usable(ei) {
+            continue;
+        }
+        let mut eps = Vec::new();
+        for (li, link) in edge.links.iter().enumerate() {
+            if link.drained {
+                continue;
+            }
+            let (what, value) = match (settings.links.get(&link.id), &link.address) {
+                (Some(v), _) => (format!("--link {}", link.id), v),
+                (None, Some(v)) => (format!("/edges/{ei}/links/{li}/address"), v),
+                (None, None) => {
+                    missing.push(link.id.clone());
+                    continue;
+                }
+            };
+            eps.push((link.id.clone(), parse_host_port(&what, value)?));
+        }
+        out.insert(ei, eps);
+    }
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(ConfigError::MissingAddress(missing))
+    }
+}
+
+fn edge_cluster_json(name: &str, links: &[(String, HostPort)], settings: &Settings) -> Value {
+    let all_ip = links.iter().all(|(_, hp)| hp.ip);
+    let endpoints: Vec<Value> = links
+        .iter()
+        .map(|(id, hp)| json!({"endpoint": {"address": socket_address(hp), "hostname": id}}))
+        .collect();
+    let interval = settings.health_interval_ms.max(1);
+    // Losing some links of a site must not spill traffic to the backup site: the
+    // priority stays "fully healthy" while any link is up (factor = 100 % x links).
+    let overprovisioning = 100u64.saturating_mul(links.len().max(1) as u64);
+    json!({
+        "name": name,
+        "type": if all_ip { "STATIC" } else { "STRICT_DNS" },
+        "connect_timeout": "1s",
+        "lb_policy": "MAGLEV",
+        "load_assignment": {
+            "cluster_name": name,
+            "policy": {"overprovisioning_factor": overprovisioning},
+            "endpoints": [{"lb_endpoints": endpoints}]
+        },
+        "health_checks": [{
+            "timeout": duration_ms(interval.min(1000)),
+            "interval": duration_ms(interval),
+            "no_traffic_interval": duration_ms(interval),
+            "unhealthy_threshold": 2,
+            "healthy_threshold": 2,
+            "http_health_check": {"path": settings.health_path}
+        }],
+        "outlier_detection": {
+            "consecutive_5xx": 5,
+            "consecutive_gateway_failure": 2,
+            "enforcing_consecutive_gateway_failure": 100,
+            "interval": "1s",
+            "base_ejection_time": "10s",
+            "max_ejection_percent": 100
+        },
+        // Never "panic" into a dead site: with no healthy link the edge takes no
+        // traffic and the aggregate moves to the next priority.
+        "common_lb_config": {"healthy_panic_threshold": {"value": 0.0}},
+        "circuit_breakers": {"thresholds": [{
+            "retry_budget": {"budget_percent": {"value": 25.0}, "min_retry_concurrency": 32}
+        }]}
+    })
+}
+
+fn aggregate_cluster_json(name: &str, members: &[String]) -> Value {
+    json!({
+        "name": name,
+        "connect_timeout": "1s",
+        "lb_policy": "CLUSTER_PROVIDED",
+        "cluster_type": {
+            "name": "envoy.clusters.aggregate",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig",
+                "clusters": members
+            }
+        },
+        "circuit_breakers": {"thresholds": [{
+            "retry_budget": {"budget_percent": {"value": 25.0}, "min_retry_concurrency": 32}
+        }]}
+    })
+}
+
+fn default_cluster_json(internet: Option<&HostPort>) -> Value {
+    match internet {
+        Some(hp) => json!({
+            "name": DEFAULT_CLUSTER,
+            "type": if hp.ip { "STATIC" } else { "STRICT_DNS" },
+            "connect_timeout": "1s",
+            "load_assignment": {
+                "cluster_name": DEFAULT_CLUSTER,
+                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket_address(hp), "hostname": DEFAULT_CLUSTER}}]}]
+            }
+        }),
+        None => json!({
+            "name": DEFAULT_CLUSTER,
+            "type": "ORIGINAL_DST",
+            "connect_timeout": "1s",
+            "lb_policy": "CLUSTER_PROVIDED"
+        }),
+    }
+}
+
+/// Retries that move to the next priority (edge → backup edge → ...), but only after
+/// the first retry stayed on the same site (another link: local redundancy first).
+fn retry_policy() -> Value {
+    json!({
+        "retry_on": "connect-failure,refused-stream,reset,gateway-error,retriable-status-codes",
+        "retriable_status_codes": [503],
+        "num_retries": 3,
+        "retry_priority": {
+            "name": "envoy.retry_priorities.previous_priorities",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
+                "update_frequency": 2
+            }
+        },
+        "retry_host_predicate": [{
+            "name": "envoy.retry_host_predicates.previous_hosts",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}
+        }],
+        "host_selection_retry_max_attempts": 5
+    })
+}
+
+/// `stats_tags` that turn the plugin's metric names (wasm-plugin/README.md, "Metrics")
+/// into tags: `wasmcustom.maps.class.<c>.requests` becomes `wasmcustom.maps.requests`
+/// with `maps_class=<c>`; `wasmcustom.maps.registration.<r>.edge.<e>.routed` becomes
+/// `wasmcustom.maps.routed` with `maps_registration=<r>` and `maps_edge=<e>`;
+/// `wasmcustom.maps.registration.<r>.latency_ms` becomes `wasmcustom.maps.latency_ms`
+/// with `maps_registration=<r>`. In Prometheus: `maps_requests{maps_class="maps"}`.
+pub fn stats_tags() -> Value {
+    json!([
+        {"tag_name": "maps_class", "regex": r"^wasmcustom\.maps\.(class\.([^.]+)\.)"},
+        {"tag_name": "maps_registration", "regex": r"^wasmcustom\.maps\.(registration\.([^.]+)\.)"},
+        {"tag_name": "maps_edge", "regex": r"^wasmcustom\.maps\.registration\.[^.]+\.(edge\.([^.]+)\.)"}
+    ])
+}
+
+/// Generates the configuration for a validated `policy` whose text is `policy_json`.
+///
+/// ```
+/// use host_harness::envoy_config::{generate, Settings, ConfigError};
+/// let text = r#"{"version": 1,
+///   "edges": [{"id": "sea", "lat": 47.6, "lon": -122.3,
+///              "links": [{"id": "sea-1", "address": "127.0.0.1:18001"}]},
+///             {"id": "chi", "lat": 41.9, "lon": -87.6, "links": [{"id": "chi-1"}]}],
+///   "registrations": [{"id": "r", "location": "Washington",
+///     "primary_edge": "sea", "backup_edge": "chi",
+///     "prefixes": [{"prefix": "20.1.0.0/16", "state": "Verified"}]}]}"#;
+/// let engine = policy_core::load(text.as_bytes(), false).unwrap();
+/// let policy = engine.classifier.policy();
+/// // chi-1 has no address: refused, naming it.
+/// let err = generate(policy, text, &Settings::default()).unwrap_err();
+/// assert_eq!(err, ConfigError::MissingAddress(vec!["chi-1".into()]));
+/// // With an override, the pair (sea, chi) gets its aggregate cluster.
+/// let mut s = Settings::default();
+/// s.links.insert("chi-1".into(), "127.0.0.1:18011".into());
+/// let g = generate(policy, text, &s).unwrap();
+/// assert!(g.plan.iter().any(|c| c.name == "maps_sea_chi" && c.members == ["edge_sea", "edge_chi"]));
+/// ```
+pub fn generate(
+    policy: &Policy,
+    policy_json: &str,
+    settings: &Settings,
+) -> Result<Generated, ConfigError> {
+    if !settings.admin.ip().is_loopback() {
+        return Err(ConfigError::AdminNotLoopback(settings.admin));
+    }
+    let doc = policy.document();
+    let links = link_addresses(policy, settings)?;
+    let internet = match &settings.internet {
+        Some(v) => Some(parse_host_port("--internet", v)?),
+        None => None,
+    };
+
+    let mut plan = Vec::new();
+    let mut clusters = Vec::new();
+    for (ei, eps) in &links {
+        let Some(edge) = doc.edges.get(*ei) else {
+            continue;
+        };
+        let name = edge_cluster(&edge.id);
+        clusters.push(edge_cluster_json(&name, eps, settings));
+        plan.push(ClusterPlan {
+            name,
+            kind: ClusterKind::Edge,
+            members: eps
+                .iter()
+                .map(|(id, hp)| format!("{id}={}:{}", hp.host, hp.port))
+                .collect(),
+        });
+    }
+    for (e, b) in edge_pairs(policy, settings.all_pairs) {
+        let Some(edge) = doc.edges.get(e) else {
+            continue;
+        };
+        let backup = b.and_then(|b| doc.edges.get(b));
+        let name = cluster_name(&edge.id, backup.map(|b| b.id.as_str()));
+        let members = match backup {
+            Some(b) => vec![edge_cluster(&edge.id), edge_cluster(&b.id)],
+            None => vec![edge_cluster(&edge.id), DEFAULT_CLUSTER.to_string()],
+        };
+        clusters.push(aggregate_cluster_json(&name, &members));
+        plan.push(ClusterPlan {
+            name,
+            kind: ClusterKind::Aggregate,
+            members,
+        });
+    }
+    clusters.push(default_cluster_json(internet.as_ref()));
+    plan.push(ClusterPlan {
+        name: DEFAULT_CLUSTER.to_string(),
+        kind: ClusterKind::Default,
+        members: internet
+            .iter()
+            .map(|hp| format!("{}:{}", hp.host, hp.port))
+            .collect(),
+    });
+
+    let prefix = doc.options.header_prefix.to_ascii_lowercase();
+    let cluster_header = format!("{prefix}cluster");
+    let trusted_hops = match doc.options.client_address.from {
+        policy_core::model::AddressSource::Xff => doc.options.client_address.trusted_hops,
+        policy_core::model::AddressSource::Source => 0,
+    };
+    let decision_headers: Vec<String> = ["class", "cluster", "decision"]
+        .iter()
+        .map(|f| format!("{prefix}{f}"))
+        .collect();
+
+    let mut maps_route = json!({
+        "name": "maps",
+        "match": {"prefix": "/", "headers": [{"name": cluster_header, "present_match": true}]},
+        "route": {
+            "cluster_header": cluster_header,
+            "timeout": "0s",
+            "idle_timeout": "300s",
+            "retry_policy": retry_policy(),
+            "hash_policy": [{"header": {"header_name": "x-forwarded-for"}}]
+        }
+    });
+    let mut default_route = json!({
+        "name": "default",
+        "match": {"prefix": "/"},
+        "route": {
+            "cluster": DEFAULT_CLUSTER,
+            "timeout": "0s",
+            "idle_timeout": "300s",
+            "retry_policy": {"retry_on": "connect-failure,refused-stream,reset", "num_retries": 2}
+        }
+    });
+    if settings.strip_headers {
+        if let Some(obj) = maps_route.as_object_mut() {
+            obj.insert("request_headers_to_remove".into(), json!(decision_headers));
+        }
+        if let Some(obj) = default_route.as_object_mut() {
+            obj.insert("request_headers_to_remove".into(), json!(decision_headers));
+        }
+    }
+
+    let hcm = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "maps",
+        "use_remote_address": true,
+        "xff_num_trusted_hops": trusted_hops,
+        "route_config": {
+            "name": "maps",
+            "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [maps_route, default_route]}]
+        },
+        "http_filters": [
+            config_discovery(HTTP_FILTER, HTTP_ECDS_FILE, TYPE_HTTP_WASM, settings),
+            {"name": "envoy.filters.http.router",
+             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+        ]
+    });
+
+    let mut listeners = vec![json!({
+        "name": "maps_http",
+        "address": listen_address(&settings.listen),
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}]
+    })];
+    if let Some(l4) = &settings.listen_l4 {
+        let listener_filter = if settings.l4_proxy_protocol {
+            json!({"name": "envoy.filters.listener.proxy_protocol",
+                   "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol"}})
+        } else {
+            json!({"name": "envoy.filters.listener.original_dst",
+                   "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"}})
+        };
+        listeners.push(json!({
+            "name": "maps_l4",
+            "address": listen_address(l4),
+            "listener_filters": [listener_filter],
+            "filter_chains": [{"filters": [
+                config_discovery(TCP_FILTER, TCP_ECDS_FILE, TYPE_NET_WASM, settings),
+                {"name": "envoy.filters.network.tcp_proxy",
+                 "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                    "stat_prefix": "maps_l4",
+                    "cluster": DEFAULT_CLUSTER,
+                    "max_connect_attempts": 3,
+                    "hash_policy": [{"source_ip": {}}]
+                 }}
+            ]}]
+        }));
+    }
+
+    let bootstrap = json!({
+        "node": {"id": settings.node_id, "cluster": settings.node_cluster},
+        "admin": {"address": listen_address(&settings.admin)},
+        "stats_config": {
+            "stats_tags": stats_tags(),
+            "histogram_bucket_settings": [{
+                "match": {"prefix": "wasmcustom.maps."},
+                "buckets": [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
+            }]
+        },
+        "overload_manager": {"resource_monitors": [{
+            "name": "envoy.resource_monitors.global_downstream_max_connections",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                "max_active_downstream_connections": 50000
+            }
+        }]},
+        "static_resources": {"listeners": listeners, "clusters": clusters}
+    });
+
+    Ok(Generated {
+        bootstrap,
+        http_ecds: http_ecds(policy_json, settings),
+        tcp_ecds: settings.listen_l4.map(|_| tcp_ecds(policy_json, settings)),
+        plan,
+    })
+}
+
+/// Writes `bytes` to `path` atomically (a temporary file in the same directory, then
+/// a rename), as Envoy's file-based xDS requires: it reloads on the move.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// Pretty JSON with a final newline.
+pub fn to_text(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| String::from("{}"));
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = r#"{"version": 1,
+      "edges": [
+        {"id": "sea", "lat": 47.6062, "lon": -122.3321,
+         "links": [{"id": "sea-1", "address": "127.0.0.1:18001"}, {"id": "sea-2", "address": "127.0.0.1:18002"}]},
+        {"id": "chi", "lat": 41.8781, "lon": -87.6298,
+         "links": [{"id": "chi-1", "address": "127.0.0.1:18011"}, {"id": "chi-2", "address": "[::1]:18012"}]},
+        {"id": "ash", "lat": 39.04, "lon": -77.49, "drained": true,
+         "links": [{"id": "ash-1"}]}
+      ],
+      "registrations": [
+        {"id": "wa", "location": "Washington", "prefixes": [{"prefix": "20.1.0.0/16", "state": "Verified"}]},
+        {"id": "il", "location": "Illinois", "backup_edge": "None", "prefixes": [{"prefix": "20.2.0.0/16", "state": "Verified"}]}
+      ],
+      "options": {"client_address": {"from": "xff", "trusted_hops": 1}, "header_prefix": "x-edge-"}
+    }"#;
+
+    fn gen(s: &Settings) -> Result<Generated, ConfigError> {
+        let engine = policy_core::load(POLICY.as_bytes(), false).unwrap();
+        generate(engine.classifier.policy(), POLICY, s)
+    }
+
+    fn names(g: &Generated) -> Vec<&str> {
+        g.plan.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    #[test]
+    fn clusters_follow_the_pairs_in_use() {
+        let g = gen(&Settings::default()).unwrap();
+        assert_eq!(
+            names(&g),
+            [
+                "edge_sea",
+                "edge_chi",
+                "maps_sea_chi",
+                "maps_chi",
+                "internet"
+            ],
+            "the drained edge has no cluster; wa uses (sea, chi); il has backup None"
+        );
+        let chi = &g.plan[3];
+        assert_eq!(chi.members, ["edge_chi", "internet"]);
+        let edge_chi = &g.bootstrap["static_resources"]["clusters"][1];
+        assert_eq!(
+            edge_chi["load_assignment"]["policy"]["overprovisioning_factor"],
+            200
+        );
+        assert_eq!(
+            edge_chi["load_assignment"]["endpoints"][0]["lb_endpoints"][1]["endpoint"]["address"]
+                ["socket_address"]["address"],
+            "::1"
+        );
+    }
+
+    #[test]
+    fn all_pairs_covers_every_ordered_pair() {
+        let s = Settings {
+            all_pairs: true,
+            ..Settings::default()
+        };
+        let g = gen(&s).unwrap();
+        for n in ["maps_sea", "maps_chi", "maps_sea_chi", "maps_chi_sea"] {
+            assert!(names(&g).contains(&n), "{n} missing");
+        }
+    }
+
+    #[test]
+    fn route_and_hops_follow_the_policy_options() {
+        let g = gen(&Settings::default()).unwrap();
+        let hcm = &g.bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+            [0]["typed_config"];
+        assert_eq!(hcm["xff_num_trusted_hops"], 1);
+        let route = &hcm["route_config"]["virtual_hosts"][0]["routes"][0];
+        assert_eq!(route["route"]["cluster_header"], "x-edge-cluster");
+        assert_eq!(
+            route["route"]["retry_policy"]["retry_priority"]["name"],
+            "envoy.retry_priorities.previous_priorities"
+        );
+    }
+
+    #[test]
+    fn overrides_and_errors() {
+        let mut s = Settings::default();
+        s.links.insert("sea-9".into(), "127.0.0.1:1".into());
+        assert_eq!(
+            gen(&s).unwrap_err(),
+            ConfigError::UnknownLink("sea-9".into())
+        );
+        let mut s = Settings::default();
+        s.links.insert("sea-1".into(), "nope".into());
+        assert!(matches!(
+            gen(&s).unwrap_err(),
+            ConfigError::BadAddress { .. }
+        ));
+        let mut s = Settings::default();
+        s.links
+            .insert("sea-1".into(), "edge1.example.net:8080".into());
+        let g = gen(&s).unwrap();
+        assert_eq!(
+            g.bootstrap["static_resources"]["clusters"][0]["type"],
+            "STRICT_DNS"
+        );
+        let s = Settings {
+            admin: "0.0.0.0:9901".parse().unwrap(),
+            ..Settings::default()
+        };
+        assert!(matches!(
+            gen(&s).unwrap_err(),
+            ConfigError::AdminNotLoopback(_)
+        ));
+    }
+
+    #[test]
+    fn ecds_carries_the_policy_and_a_version() {
+        let g = gen(&Settings::default()).unwrap();
+        let cfg = &g.http_ecds["resources"][0]["typed_config"]["config"];
+        assert_eq!(cfg["configuration"]["value"], POLICY);
+        assert_eq!(cfg["root_id"], HTTP_ROOT_ID);
+        let tcp = g.tcp_ecds.unwrap();
+        assert_eq!(
+            tcp["resources"][0]["typed_config"]["config"]["root_id"],
+            "maps_tcp"
+        );
+        assert_eq!(g.http_ecds["version_info"], policy_version(POLICY));
+    }
+
+    #[test]
+    fn edge_cluster_names_escape_like_the_aggregates() {
+        assert_eq!(edge_cluster("a_b"), "edge_a~5Fb");
+        assert_eq!(edge_cluster("sea"), "edge_sea");
+    }
+}
