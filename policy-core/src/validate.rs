@@ -410,7 +410,9 @@ impl Checker {
                             pointer(&base, &[field]),
                             format!("no edge has id `{id}`"),
                         );
-                        let d = match closest(id, edge_names.iter().copied()) {
+                        let none: &[&str] = if field == "backup_edge" { &["None"] } else { &[] };
+                        let d = match closest(id, edge_names.iter().copied().chain(none.iter().copied())) {
+                            Some("None") => d.with_help("did you mean \"None\" (no backup site)? It is written with a capital N"),
                             Some(s) => d.with_help(format!("did you mean `{s}`?")),
                             None if field == "backup_edge" => d.with_help(format!(
                                 "use one of the edge ids ({}) or \"None\" for no backup",

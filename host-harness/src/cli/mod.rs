@@ -1,0 +1,172 @@
+//! The `mapsctl` command line: argument parsing and exit codes. Each subcommand is a
+//! module; every decision comes from `policy-core`.
+//!
+//! Exit codes: 0 success (warnings alone included), 1 the policy has errors (or a
+//! trace had malformed lines, for `classify --fail-on-error`), 2 a file could not be
+//! read or an argument is wrong.
+
+mod classify;
+mod envoy_config;
+mod explain;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// MAPS edge policy tool: validate policies, classify traffic, explain decisions.
+#[derive(Parser, Debug)]
+#[command(name = "mapsctl", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Output format.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// For programs.
+    Json,
+}
+
+/// Which implementation makes the decisions.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// policy-core, compiled into mapsctl.
+    Native,
+    /// The proxy-wasm plugin (.wasm) running in the wasmtime harness.
+    Plugin,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check a policy: every problem at once, with code, JSON path and line.
+    Validate {
+        /// The policy document (JSON); `-` reads standard input.
+        policy: PathBuf,
+        /// Treat MAPS-readiness warnings as errors.
+        #[arg(long)]
+        strict: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Classify a trace (JSON Lines in, decision JSON Lines out, same order, streaming).
+    Classify {
+        /// The policy document (JSON).
+        #[arg(long)]
+        policy: PathBuf,
+        /// The trace (JSON Lines); `-` or absent reads standard input.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Which implementation decides.
+        #[arg(long, value_enum, default_value_t = Engine::Native)]
+        engine: Engine,
+        /// The plugin .wasm for `--engine plugin` (default: the one `make build` puts
+        /// in target/wasm32-wasip1/plugin/).
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+        /// Exit with status 1 when any trace line was malformed.
+        #[arg(long)]
+        fail_on_error: bool,
+    },
+    /// Explain the decision for one address: matched prefix, destination, every
+    /// candidate edge with distance and rank, and why the chosen one won.
+    Explain {
+        /// The policy document (JSON).
+        #[arg(long)]
+        policy: PathBuf,
+        /// The source address.
+        address: String,
+        /// Destination address.
+        #[arg(long)]
+        dst: Option<String>,
+        /// Destination host name.
+        #[arg(long)]
+        host: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Generate the Envoy configuration for a policy: a cluster per edge, an aggregate
+    /// cluster per primary/backup pair, the plugin through ECDS files (hot reload).
+    EnvoyConfig(envoy_config::Args),
+}
+
+/// Parses arguments and runs the subcommand.
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    let code = match cli.command {
+        Command::Validate {
+            policy,
+            strict,
+            format,
+        } => validate::run(&policy, strict, format),
+        Command::Classify {
+            policy,
+            trace,
+            engine,
+            plugin,
+            fail_on_error,
+        } => classify::run(&policy, trace.as_deref(), engine, plugin.as_deref(), fail_on_error),
+        Command::Explain {
+            policy,
+            address,
+            dst,
+            host,
+            format,
+        } => explain::run(&policy, &address, dst.as_deref(), host.as_deref(), format),
+        Command::EnvoyConfig(args) => envoy_config::run(&args),
+    };
+    ExitCode::from(code)
+}
+
+/// Reads a file (or standard input for `-`), with a message naming the file on error.
+pub fn read_input(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("mapsctl: cannot read standard input: {e}"))?;
+        return Ok(buf);
+    }
+    std::fs::read(path).map_err(|e| format!("mapsctl: cannot read {}: {e}", path.display()))
+}
+
+/// Loads and compiles a policy for classification; on failure prints the report (or
+/// the read error) to stderr and returns the exit code.
+pub fn load_policy(path: &Path) -> Result<(Vec<u8>, policy_core::Engine), u8> {
+    let bytes = read_input(path).map_err(|e| {
+        eprintln!("{e}");
+        2u8
+    })?;
+    match policy_core::load(&bytes, false) {
+        Ok(engine) => Ok((bytes, engine)),
+        Err(report) => {
+            eprintln!(
+                "mapsctl: {} is not a valid policy; nothing was classified:",
+                path.display()
+            );
+            eprint!(
+                "{}",
+                validate::render_text(&report, &path.display().to_string(), &bytes)
+            );
+            Err(1)
+        }
+    }
+}
