@@ -1,0 +1,434 @@
+//! The harness against tiny hand-written guests (WAT), so that every host behaviour is
+//! checked without the real plugin: the ABI plumbing, and refusing broken modules.
+
+use std::time::Duration;
+
+use host_harness::{Action, Error, Harness, LogLevel};
+
+/// Imports, memory, ABI marker and a bump allocator shared by the test guests. Data
+/// strings live below 1024; the allocator hands out memory from 4096 up.
+const PRELUDE: &str = r#"
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_header_map_value" (func $get_header (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_add_header_map_value" (func $add_header (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_replace_header_map_value" (func $replace_header (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_remove_header_map_value" (func $remove_header (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_header_map_pairs" (func $get_pairs (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_property" (func $get_property (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_buffer_bytes" (func $get_buffer (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_define_metric" (func $define_metric (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_increment_metric" (func $increment_metric (param i32 i64) (result i32)))
+  (import "env" "proxy_record_metric" (func $record_metric (param i32 i64) (result i32)))
+  (import "env" "proxy_get_metric" (func $get_metric (param i32 i32) (result i32)))
+  (import "env" "proxy_send_local_response" (func $local_response (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_tick_period_milliseconds" (func $set_tick (param i32) (result i32)))
+  (import "env" "proxy_call_foreign_function" (func $foreign (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_current_time_nanoseconds" (func $now (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 4096))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param $n i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $n)))
+    (local.get $p))
+  (func (export "proxy_on_context_create") (param i32 i32))
+"#;
+
+fn guest(body: &str) -> Harness {
+    let text = format!("(module {PRELUDE} {body})");
+    let wasm = wat::parse_str(&text).unwrap();
+    Harness::from_binary(&wasm).unwrap()
+}
+
+const CONFIGURE_OK: &str = r#"
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+"#;
+
+#[test]
+fn refuses_a_module_that_passes_an_out_of_bounds_pointer() {
+    // proxy_log with a message pointer far past the single 64 KiB page.
+    let h = guest(&format!(
+        r#"{CONFIGURE_OK}
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+          (drop (call $log (i32.const 2) (i32.const 0x7fff0000) (i32.const 100)))
+          (i32.const 0))"#
+    ));
+    let mut plugin = h.configure(b"").unwrap();
+    let err = plugin.http_request().send().unwrap_err();
+    match &err {
+        Error::InvalidMemoryAccess {
+            hostcall,
+            offset,
+            len,
+            memory_size,
+        } => {
+            assert_eq!(*hostcall, "proxy_log");
+            assert_eq!(*offset, 0x7fff_0000);
+            assert_eq!(*len, 100);
+            assert_eq!(*memory_size, 65536);
+        }
+        other => panic!("expected InvalidMemoryAccess, got {other:?}"),
+    }
+    assert!(err.to_string().contains("out-of-bounds"), "{err}");
+    // The instance is refused from then on.
+    assert!(plugin.is_poisoned());
+    assert!(matches!(plugin.http_request().send(), Err(Error::Poisoned(_))));
+}
+
+#[test]
+fn refuses_a_module_whose_return_pointer_is_out_of_bounds() {
+    // get_header with a return-pointer slot outside memory: the host must not write there.
+    let h = guest(&format!(
+        r#"{CONFIGURE_OK}
+        (data (i32.const 16) ":path")
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+          (drop (call $get_header (i32.const 0) (i32.const 16) (i32.const 5)
+                                  (i32.const 65534) (i32.const 100)))
+          (i32.const 0))"#
+    ));
+    let mut plugin = h.configure(b"").unwrap();
+    match plugin.http_request().send() {
+        Err(Error::InvalidMemoryAccess { hostcall, .. }) => {
+            assert_eq!(hostcall, "proxy_get_header_map_value")
+        }
+        other => panic!("expected InvalidMemoryAccess, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_wasm_level_out_of_bounds_load_is_a_trap_not_a_crash() {
+    let h = guest(&format!(
+        r#"{CONFIGURE_OK}
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+          (i32.load (i32.const 0x7ffffff0)))"#
+    ));
+    let mut plugin = h.configure(b"").unwrap();
+    match plugin.http_request().send() {
+        Err(Error::Trap { callback, message }) => {
+            assert_eq!(callback, "proxy_on_request_headers");
+            assert!(message.contains("out of bounds"), "{message}");
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_endless_callback_is_interrupted() {
+    let h = guest(&format!(
+        r#"{CONFIGURE_OK}
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+          (loop $forever (br $forever))
+          (i32.const 0))"#
+    ))
+    .timeout(Duration::from_millis(200));
+    let mut plugin = h.configure(b"").unwrap();
+    let started = std::time::Instant::now();
+    match plugin.http_request().send() {
+        Err(Error::Trap { callback, message }) => {
+            assert_eq!(callback, "proxy_on_request_headers");
+            assert!(message.contains("interrupt"), "{message}");
+        }
+        other => panic!("expected an interrupt, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn refuses_modules_that_are_not_proxy_wasm_plugins() {
+    let not_wasm = Harness::from_binary(b"definitely not wasm");
+    assert!(matches!(not_wasm, Err(Error::Compile(_))), "{:?}", not_wasm.err());
+
+    let bare = wat::parse_str("(module (memory (export \"memory\") 1))").unwrap();
+    match Harness::from_binary(&bare) {
+        Err(Error::Abi(msg)) => assert!(msg.contains("proxy_abi_version_0_2_1"), "{msg}"),
+        other => panic!("expected an ABI error, got {:?}", other.err()),
+    }
+
+    let unknown_import = wat::parse_str(
+        r#"(module
+          (import "env" "proxy_teleport" (func (param i32) (result i32)))
+          (memory (export "memory") 1)
+          (func (export "proxy_abi_version_0_2_1"))
+          (func (export "malloc") (param i32) (result i32) (i32.const 0)))"#,
+    )
+    .unwrap();
+    match Harness::from_binary(&unknown_import) {
+        Err(Error::Abi(msg)) => assert!(msg.contains("proxy_teleport"), "{msg}"),
+        other => panic!("expected an ABI error, got {:?}", other.err()),
+    }
+
+    let wrong_signature = wat::parse_str(&format!(
+        r#"(module {PRELUDE}
+          (func (export "proxy_on_configure") (param i32) (result i32) (i32.const 1)))"#
+    ))
+    .unwrap();
+    let h = Harness::from_binary(&wrong_signature).unwrap();
+    match h.configure(b"") {
+        Err(Error::Abi(msg)) => assert!(msg.contains("proxy_on_configure"), "{msg}"),
+        other => panic!("expected an ABI error, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn a_false_on_configure_is_a_rejection_with_the_logs() {
+    let h = guest(
+        r#"
+        (data (i32.const 16) "bad configuration")
+        (func (export "proxy_on_configure") (param i32 i32) (result i32)
+          (drop (call $log (i32.const 4) (i32.const 16) (i32.const 17)))
+          (i32.const 0))"#,
+    );
+    match h.configure(b"whatever") {
+        Err(Error::Rejected { callback, logs }) => {
+            assert_eq!(callback, "proxy_on_configure");
+            assert_eq!(logs.len(), 1);
+            assert_eq!(logs[0].level, LogLevel::Error);
+            assert_eq!(logs[0].message, "bad configuration");
+            assert_eq!(logs[0].context_id, 1);
+        }
+        other => panic!("expected a rejection, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn the_plugin_configuration_buffer_reaches_the_guest() {
+    // on_configure reads the whole configuration buffer and logs it.
+    let h = guest(
+        r#"
+        (func (export "proxy_on_configure") (param $ctx i32) (param $size i32) (result i32)
+          (drop (call $get_buffer (i32.const 7) (i32.const 0) (local.get $size)
+                                  (i32.const 100) (i32.const 104)))
+          (drop (call $log (i32.const 2) (i32.load (i32.const 100)) (i32.load (i32.const 104))))
+          (i32.const 1))"#,
+    );
+    let plugin = h.configure(br#"{"version": 1}"#).unwrap();
+    assert_eq!(plugin.logs()[0].message, r#"{"version": 1}"#);
+    assert_eq!(plugin.logs()[0].level, LogLevel::Info);
+}
+
+#[test]
+fn header_maps_get_add_replace_remove() {
+    // Copies x-in to x-out (get + add), replaces :path, removes x-drop.
+    let h = guest(&format!(
+        r#"{CONFIGURE_OK}
+        (data (i32.const 16) "x-in")
+        (data (i32.const 32) "x-out")
+        (data (i32.const 48) ":path")
+        (data (i32.const 64) "/rewritten")
+        (data (i32.const 80) "x-drop")
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+          (drop (call $get_header (i32.const 0) (i32.const 16) (i32.const 4)
+                                  (i32.const 100) (i32.const 104)))
+          (drop (call $add_header (i32.const 0) (i32.const 32) (i32.const 5)
+                                  (i32.load (i32.const 100)) (i32.load (i32.const 104))))
+          (drop (call $replace_header (i32.const 0) (i32.const 48) (i32.const 5)
+                                      (i32.const 64) (i32.const 10)))
+          (drop (call $remove_header (i32.const 0) (i32.const 80) (i32.const 6)))
+          (i32.const 0))"#
+    ));
+    let mut plugin = h.configure(b"").unwrap();
+    let out = plugin
+        .http_request()
+        .header("X-In", "hello")
+        .header("x-drop", "1")
+        .header("x-drop", "2")
+        .send()
+        .unwrap();
+    assert_eq!(out.request_action, Action::Continue);
+    assert_eq!(out.header("x-out"), Some("hello"));
+    assert_eq!(out.header(":path"), Some("/rewritten"));
+    assert!(!out.request_headers.contains("x-drop"));
+    assert_eq!(out.request_headers.get_all(":path").len(), 1);
+}
+
+#[test]
+fn header_pairs_use_the_abi_encoding() {
+    // Fetches all pairs and logs the raw serialized bytes for the test to decode.
+    let h = guest(&format!(
+        r#"{CONFIGURE_OK}
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+          (drop (call $get_pairs (i32.const 0) (i32.const 100) (i32.const 104)))
+          (drop (call $log (i32.const 1) (i32.load (i32.const 100)) (i32.load (i32.const 104))))
+          (i32.const 0))"#
+    ));
+    let mut plugin = h.configure(b"").unwrap();
+    let out = plugin.http_request().header("x-a", "1").send().unwrap();
+    let raw = out.logs[0].message.as_bytes();
+    let pairs = host_harness::abi::decode_pairs(raw).unwrap();
+    let expected: Vec<(Vec<u8>, Vec<u8>)> = out
+        .request_headers
+        .iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec()))
+        .collect();
+    assert_eq!(pairs, expected);
+    assert_eq!(pairs.last().unwrap(), &(b"x-a".to_vec(), b"1".to_vec()));
+}
+
+#[test]
+fn properties_carry_addresses_with_ports() {
+    // Copies source.address and destination.address into request headers.
+    let h = guest(&format!(
+        r#"{CONFIGURE_OK}
+        (data (i32.const 16) "source\00address")
+        (data (i32.const 32) "destination\00address")
+        (data (i32.const 64) "x-src")
+        (data (i32.const 80) "x-dst")
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+          (drop (call $get_property (i32.const 16) (i32.const 14) (i32.const 100) (i32.const 104)))
+          (drop (call $add_header (i32.const 0) (i32.const 64) (i32.const 5)
+                                  (i32.load (i32.const 100)) (i32.load (i32.const 104))))
+          (drop (call $get_property (i32.const 32) (i32.const 19) (i32.const 100) (i32.const 104)))
+          (drop (call $add_header (i32.const 0) (i32.const 80) (i32.const 5)
+                                  (i32.load (i32.const 100)) (i32.load (i32.const 104))))
+          (i32.const 0))"#
+    ));
+    let mut plugin = h.configure(b"").unwrap();
+    let out = plugin
+        .http_request()
+        .source("[2001:db8::7]:443")
+        .destination("13.107.6.152:443")
+        .send()
+        .unwrap();
+    assert_eq!(out.header("x-src"), Some("[2001:db8::7]:443"));
+    assert_eq!(out.header("x-dst"), Some("13.107.6.152:443"));
+    assert_eq!(
+        out.properties.get("source.port").unwrap(),
+        &443i64.to_le_bytes().to_vec()
+    );
+}
+
+#[test]
+fn metrics_define_increment_record_get() {
+    let h = guest(&format!(
+        r#"{CONFIGURE_OK}
+        (data (i32.const 16) "demo.requests")
+        (data (i32.const 32) "demo.latency")
+        (data (i32.const 48) "x-count")
+        (global $counter (mut i32) (i32.const 0))
+        (global $histogram (mut i32) (i32.const 0))
+        (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+          (drop (call $define_metric (i32.const 0) (i32.const 16) (i32.const 13) (i32.const 100)))
+          (global.set $counter (i32.load (i32.const 100)))
+          (drop (call $define_metric (i32.const 2) (i32.const 32) (i32.const 12) (i32.const 100)))
+          (global.set $histogram (i32.load (i32.const 100)))
+          (i32.const 1))
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+          (drop (call $increment_metric (global.get $counter) (i64.const 2)))
+          (drop (call $record_metric (global.get $histogram) (i64.const 42)))
+          ;; A counter cannot go down: the host answers BAD_ARGUMENT (2), logged as level 2+status.
+          (i32.store8 (i32.const 200)
+            (i32.add (i32.const 48) (call $increment_metric (global.get $counter) (i64.const -1))))
+          (drop (call $log (i32.const 2) (i32.const 200) (i32.const 1)))
+          (i32.const 0))"#
+    ));
+    let mut plugin = h.configure(b"").unwrap();
+    for _ in 0..3 {
+        let out = plugin.http_request().send().unwrap();
+        assert_eq!(out.logs[0].message, "2", "BAD_ARGUMENT for a negative counter delta");
+    }
+    assert_eq!(plugin.metrics().counter("demo.requests"), Some(6));
+    assert_eq!(plugin.metrics().histogram("demo.latency"), Some(&[42, 42, 42][..]));
+    assert_eq!(plugin.metrics().len(), 2);
+}
+
+#[test]
+fn local_reply_stops_the_request() {
+    let h = guest(&format!(
+        r#"{CONFIGURE_OK}
+        (data (i32.const 16) "denied")
+        (data (i32.const 32) "go away")
+        (global $responses (mut i32) (i32.const 0))
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+          (drop (call $local_response (i32.const 403) (i32.const 16) (i32.const 6)
+                                      (i32.const 32) (i32.const 7) (i32.const 0) (i32.const 0)
+                                      (i32.const -1)))
+          (i32.const 1))
+        (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+          (unreachable))"#
+    ));
+    let mut plugin = h.configure(b"").unwrap();
+    let out = plugin.http_request().send().unwrap();
+    let reply = out.local_reply.expect("a local reply");
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.details, "denied");
+    assert_eq!(reply.body, b"go away");
+    assert_eq!(out.request_action, Action::Pause);
+    assert!(out.response_headers.is_empty());
+}
+
+#[test]
+fn ticks_follow_the_virtual_clock() {
+    let h = guest(
+        r#"
+        (data (i32.const 16) "tick")
+        (func (export "proxy_on_configure") (param i32 i32) (result i32)
+          (drop (call $set_tick (i32.const 100)))
+          (i32.const 1))
+        (func (export "proxy_on_tick") (param i32)
+          (drop (call $log (i32.const 1) (i32.const 16) (i32.const 4))))"#,
+    );
+    let mut plugin = h.configure(b"").unwrap();
+    assert_eq!(plugin.tick_period(), Some(Duration::from_millis(100)));
+    let before = plugin.now();
+    assert_eq!(plugin.advance(Duration::from_millis(350)).unwrap(), 3);
+    assert_eq!(plugin.logs().iter().filter(|l| l.message == "tick").count(), 3);
+    assert_eq!(plugin.now().duration_since(before).unwrap(), Duration::from_millis(350));
+}
+
+#[test]
+fn set_envoy_filter_state_is_recorded_for_the_connection() {
+    // SetEnvoyFilterStateArguments{path: "envoy.tcp_proxy.cluster", value: "maps_sea", span: 2}
+    let h = guest(&format!(
+        r#"{CONFIGURE_OK}
+        (data (i32.const 16) "set_envoy_filter_state")
+        (data (i32.const 64) "\0a\17envoy.tcp_proxy.cluster\12\08maps_sea\18\02")
+        (func (export "proxy_on_new_connection") (param i32) (result i32)
+          (drop (call $foreign (i32.const 16) (i32.const 22) (i32.const 64) (i32.const 37)
+                               (i32.const 200) (i32.const 204)))
+          (i32.const 0))"#
+    ));
+    let mut plugin = h.configure(b"").unwrap();
+    let out = plugin
+        .tcp_connection("198.51.100.7:50000", "13.107.6.152:443")
+        .unwrap();
+    assert_eq!(out.filter_state("envoy.tcp_proxy.cluster"), Some("maps_sea"));
+    assert_eq!(plugin.foreign_calls().len(), 1);
+    assert_eq!(plugin.foreign_calls()[0].name, "set_envoy_filter_state");
+}
+
+#[test]
+fn the_clock_moves_with_upstream_latency() {
+    // Records (response time - request time) into a histogram.
+    let h = guest(&format!(
+        r#"{CONFIGURE_OK}
+        (data (i32.const 16) "demo.upstream_ns")
+        (global $hist (mut i32) (i32.const 0))
+        (global $t0 (mut i64) (i64.const 0))
+        (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+          (drop (call $define_metric (i32.const 2) (i32.const 16) (i32.const 16) (i32.const 100)))
+          (global.set $hist (i32.load (i32.const 100)))
+          (i32.const 1))
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+          (drop (call $now (i32.const 300)))
+          (global.set $t0 (i64.load (i32.const 300)))
+          (i32.const 0))
+        (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+          (drop (call $now (i32.const 300)))
+          (drop (call $record_metric (global.get $hist)
+                      (i64.sub (i64.load (i32.const 300)) (global.get $t0))))
+          (i32.const 0))"#
+    ));
+    let mut plugin = h.configure(b"").unwrap();
+    let t0 = plugin.now();
+    plugin
+        .http_request()
+        .upstream_latency(Duration::from_millis(25))
+        .send()
+        .unwrap();
+    assert_eq!(
+        plugin.metrics().histogram("demo.upstream_ns"),
+        Some(&[25_000_000][..])
+    );
+    assert_eq!(plugin.now().duration_since(t0).unwrap(), Duration::from_millis(25));
+}

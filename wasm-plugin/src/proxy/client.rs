@@ -1,0 +1,42 @@
+//! Where the client address comes from (SPEC §2 `options.client_address`).
+//!
+//! - `from: "source"` (default): the `source.address` property, i.e. the downstream
+//!   peer as the proxy sees it (`ip:port`; `policy_core::parse_address` drops the port).
+//! - `from: "xff"`: `x-forwarded-for`, counted from the right as Envoy does with
+//!   `xff_num_trusted_hops`: with `trusted_hops = n` the client is the (n+1)-th entry from
+//!   the right, so entries a client wrote itself (on the left) never win. Several
+//!   `x-forwarded-for` headers are read as one list, in order. When the header has n or
+//!   fewer entries, the downstream peer is the client (Envoy's fallback to the remote
+//!   address).
+//!
+//! Only text is produced here; whether it is an address is the classifier's business
+//! (an unparsable entry becomes `invalid-source`).
+
+use super::{property_text, Loaded};
+
+/// The client address text for a request whose (already prefix-stripped) headers are
+/// `headers`.
+pub(crate) fn client_address(policy: &Loaded, headers: &[(String, Vec<u8>)]) -> String {
+    if policy.from_xff {
+        if let Some(entry) = xff_client(headers, policy.trusted_hops) {
+            return entry;
+        }
+    }
+    property_text(&["source", "address"]).unwrap_or_default()
+}
+
+/// The (trusted_hops + 1)-th `x-forwarded-for` entry from the right, if there are that
+/// many. Non-UTF-8 bytes are kept as replacement characters (the entry then fails to
+/// parse and the request is `invalid-source`, rather than silently trusting another hop).
+pub(crate) fn xff_client(headers: &[(String, Vec<u8>)], trusted_hops: u32) -> Option<String> {
+    let mut entries: Vec<String> = Vec::new();
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("x-forwarded-for") {
+            let text = String::from_utf8_lossy(value);
+            entries.extend(text.split(',').map(|e| e.trim().to_string()));
+        }
+    }
+    let hops = usize::try_from(trusted_hops).unwrap_or(usize::MAX);
+    let index = entries.len().checked_sub(hops)?.checked_sub(1)?;
+    entries.get(index).cloned()
+}
