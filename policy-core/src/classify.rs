@@ -279,7 +279,11 @@ impl Classifier {
 
     /// The destination set matched by address or host, if any (`usize::MAX` when the
     /// policy lists no destinations: everything is Microsoft).
-    pub fn destination_match(&self, dst: Option<IpAddr>, host: Option<&str>) -> Option<DestinationMatch> {
+    pub fn destination_match(
+        &self,
+        dst: Option<IpAddr>,
+        host: Option<&str>,
+    ) -> Option<DestinationMatch> {
         if self.all_destinations {
             return Some(DestinationMatch::Everything);
         }
@@ -291,17 +295,28 @@ impl Classifier {
         let host = host?;
         let norm = crate::validate::normalize_host(host);
         if let Some(a) = parse_address(&norm) {
-            return self.dest_lookup(a).map(|i| DestinationMatch::Prefix(i as usize));
+            return self
+                .dest_lookup(a)
+                .map(|i| DestinationMatch::Prefix(i as usize));
         }
         let p = &self.policy;
-        if let Ok(i) = p.dest_exact.binary_search_by(|(n, _)| n.as_str().cmp(&norm)) {
-            return p.dest_exact.get(i).map(|(_, d)| DestinationMatch::Domain(*d));
+        if let Ok(i) = p
+            .dest_exact
+            .binary_search_by(|(n, _)| n.as_str().cmp(&norm))
+        {
+            return p
+                .dest_exact
+                .get(i)
+                .map(|(_, d)| DestinationMatch::Domain(*d));
         }
         // `*.x.y` matches any name ending in `.x.y`: try every proper suffix.
         let mut rest = norm.as_str();
         while let Some((_, tail)) = rest.split_once('.') {
             if let Ok(i) = p.dest_wild.binary_search_by(|(n, _)| n.as_str().cmp(tail)) {
-                return p.dest_wild.get(i).map(|(_, d)| DestinationMatch::Wildcard(*d));
+                return p
+                    .dest_wild
+                    .get(i)
+                    .map(|(_, d)| DestinationMatch::Wildcard(*d));
             }
             rest = tail;
         }
@@ -394,7 +409,12 @@ impl<'a> Decision<'a> {
     /// Id of the matched registration (from `unverified` on).
     pub fn registration(&self) -> Option<&'a str> {
         let r = self.registration? as usize;
-        self.c.policy.doc.registrations.get(r).map(|r| r.id.as_str())
+        self.c
+            .policy
+            .doc
+            .registrations
+            .get(r)
+            .map(|r| r.id.as_str())
     }
 
     /// The most specific registered prefix that matched.
@@ -409,7 +429,12 @@ impl<'a> Decision<'a> {
 
     fn edge_id(&self, i: usize) -> Option<&'a str> {
         let cand = self.order.get(i)?;
-        self.c.policy.doc.edges.get(cand.edge).map(|e| e.id.as_str())
+        self.c
+            .policy
+            .doc
+            .edges
+            .get(cand.edge)
+            .map(|e| e.id.as_str())
     }
 
     /// The chosen edge (class `maps`).

@@ -203,7 +203,11 @@ impl Diagnostic {
 impl fmt::Display for Diagnostic {
     /// One line: `error[host-bits-set] /registrations/0/prefixes/1/prefix: message`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = if self.path.is_empty() { "/" } else { &self.path };
+        let path = if self.path.is_empty() {
+            "/"
+        } else {
+            &self.path
+        };
         write!(f, "{}[{}] {}", self.severity, self.code, path)?;
         if let (Some(line), Some(col)) = (self.line, self.column) {
             write!(f, " (line {line}, column {col})")?;

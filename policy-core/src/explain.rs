@@ -128,7 +128,8 @@ impl Classifier {
 
         let destination = match self.destination_match(dst_addr, host) {
             Some(DestinationMatch::Everything) => {
-                "the policy lists no destinations: every destination counts as Microsoft".to_string()
+                "the policy lists no destinations: every destination counts as Microsoft"
+                    .to_string()
             }
             Some(DestinationMatch::Prefix(i)) => format!(
                 "Microsoft: the address is inside a prefix of `{}`",
@@ -145,7 +146,9 @@ impl Classifier {
             None if dst.is_none() && host.is_none() => {
                 "no destination and no host given: not known to be Microsoft".to_string()
             }
-            None => "not Microsoft: neither the address nor the host matches a destination".to_string(),
+            None => {
+                "not Microsoft: neither the address nor the host matches a destination".to_string()
+            }
         };
 
         let reg = d.registration_index();
@@ -154,7 +157,10 @@ impl Classifier {
             let from = if s.from_location {
                 format!(
                     "location `{}`",
-                    doc.registrations.get(r).and_then(|r| r.location.as_deref()).unwrap_or("")
+                    doc.registrations
+                        .get(r)
+                        .and_then(|r| r.location.as_deref())
+                        .unwrap_or("")
                 )
             } else {
                 "lat/lon".to_string()
@@ -206,13 +212,17 @@ impl Classifier {
         let eligible_states = doc.options.eligible_states.clone();
         let why = match d.class() {
             Class::InvalidSource => format!("`{src}` is not an IPv4 or IPv6 address"),
-            Class::Unregistered => "no registered prefix (in any state) contains the source".to_string(),
+            Class::Unregistered => {
+                "no registered prefix (in any state) contains the source".to_string()
+            }
             Class::Unverified => format!(
                 "the most specific registered prefix is {}, outside the eligible states ({})",
                 matched.as_ref().map_or("", |m| m.state.as_str()),
                 eligible_states.join(", ")
             ),
-            Class::NonMicrosoft => "the destination is not Microsoft's: the default path applies".to_string(),
+            Class::NonMicrosoft => {
+                "the destination is not Microsoft's: the default path applies".to_string()
+            }
             Class::NoEdge => "every edge is drained or has no usable link".to_string(),
             Class::Maps => {
                 let first = edges.first();
@@ -279,12 +289,18 @@ impl fmt::Display for Explanation {
                     "  matched {} of registration {}{}, state {} ({})",
                     m.prefix,
                     m.registration,
-                    m.customer.as_ref().map(|c| format!(" ({c})")).unwrap_or_default(),
+                    m.customer
+                        .as_ref()
+                        .map(|c| format!(" ({c})"))
+                        .unwrap_or_default(),
                     m.state,
                     if m.eligible {
                         "eligible".to_string()
                     } else {
-                        format!("not eligible: eligible states are {}", self.eligible_states.join(", "))
+                        format!(
+                            "not eligible: eligible states are {}",
+                            self.eligible_states.join(", ")
+                        )
                     }
                 );
                 for o in &self.also_inside {
@@ -305,7 +321,10 @@ impl fmt::Display for Explanation {
                 out,
                 "destination {}{}",
                 self.dst.as_deref().unwrap_or("-"),
-                self.host.as_ref().map(|h| format!(", host {h}")).unwrap_or_default()
+                self.host
+                    .as_ref()
+                    .map(|h| format!(", host {h}"))
+                    .unwrap_or_default()
             );
             let _ = writeln!(out, "  {}", self.destination);
         }
@@ -323,12 +342,16 @@ impl fmt::Display for Explanation {
                 let _ = writeln!(
                     out,
                     "  {:>3}  {:<12} {:<16} {:<20} {:>4} {:>12}  {}",
-                    e.position.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                    e.position
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     e.edge,
                     e.metro.as_deref().unwrap_or("-"),
                     e.provider.as_deref().unwrap_or("-"),
                     e.rank.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
-                    e.distance_km.map(|d| format!("{d:.3}")).unwrap_or_else(|| "-".into()),
+                    e.distance_km
+                        .map(|d| format!("{d:.3}"))
+                        .unwrap_or_else(|| "-".into()),
                     e.why
                 );
             }

@@ -96,6 +96,8 @@ pub struct Engine {
 /// (the MAPS-readiness checks) are errors too.
 ///
 /// Errors: the report, with every diagnostic (never a partial policy).
+// The report is the whole point of the error path, which is cold: no need to box it.
+#[allow(clippy::result_large_err)]
 pub fn load(bytes: &[u8], strict: bool) -> Result<Engine, Report> {
     let v = validate(bytes, strict);
     match v.policy {

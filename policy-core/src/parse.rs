@@ -16,7 +16,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::diag::{Code, Diagnostic};
-use crate::model::{Destination, Edge, Link, Options, PolicyDocument, PrefixEntry, Provider, Registration};
+use crate::model::{
+    Destination, Edge, Link, Options, PolicyDocument, PrefixEntry, Provider, Registration,
+};
 use crate::text::{closest, line_col, locate, push_token};
 
 /// Parses a policy document from raw bytes.
@@ -40,7 +42,10 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<PolicyDocument, Vec<Diagnostic>> {
             Err(alloc::vec![Diagnostic::new(
                 Code::NotUtf8,
                 "",
-                format!("the file is not UTF-8 text: invalid byte at offset {}", e.valid_up_to()),
+                format!(
+                    "the file is not UTF-8 text: invalid byte at offset {}",
+                    e.valid_up_to()
+                ),
             )
             .with_help("save the policy as UTF-8 JSON")
             .at(line, col)])
@@ -227,7 +232,9 @@ fn data_error<E: core::fmt::Display>(base: &str, e: &serde_path_to_error::Error<
     let mut path = String::from(base);
     for seg in e.path().iter() {
         match seg {
-            serde_path_to_error::Segment::Seq { index } => push_token(&mut path, &format!("{index}")),
+            serde_path_to_error::Segment::Seq { index } => {
+                push_token(&mut path, &format!("{index}"))
+            }
             serde_path_to_error::Segment::Map { key } => push_token(&mut path, key),
             serde_path_to_error::Segment::Enum { variant } => push_token(&mut path, variant),
             serde_path_to_error::Segment::Unknown => {}
@@ -297,11 +304,23 @@ mod tests {
       {"prefix": "1.0.0.0/8", "state": "Verified", "telemtry": true},
       {"prefix": "2.0.0.0/8", "stat": "Verified"}]}]}"#;
         let errs = parse_str(text).unwrap_err();
-        let got: Vec<_> = errs.iter().map(|d| (d.code.as_str(), d.path.as_str())).collect();
+        let got: Vec<_> = errs
+            .iter()
+            .map(|d| (d.code.as_str(), d.path.as_str()))
+            .collect();
         assert!(got.contains(&("unknown-field", "/edges/0/lnks")), "{got:?}");
-        assert!(got.contains(&("unknown-field", "/edges/1/drianed")), "{got:?}");
-        assert!(got.contains(&("unknown-field", "/registrations/0/prefixes/0/telemtry")), "{got:?}");
-        assert!(got.contains(&("unknown-field", "/registrations/0/prefixes/1/stat")), "{got:?}");
+        assert!(
+            got.contains(&("unknown-field", "/edges/1/drianed")),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("unknown-field", "/registrations/0/prefixes/0/telemtry")),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("unknown-field", "/registrations/0/prefixes/1/stat")),
+            "{got:?}"
+        );
         let lnks = errs.iter().find(|d| d.path == "/edges/0/lnks").unwrap();
         assert_eq!(lnks.help.as_deref(), Some("did you mean `links`?"));
         assert_eq!(lnks.line, Some(2));
@@ -317,8 +336,14 @@ mod tests {
 
     #[test]
     fn truncated_empty_nested_huge_and_binary_inputs_are_errors() {
-        assert_eq!(codes(parse_str("{\"version\": 1, \"edges\": [")), [("bad-json".into(), "".into())]);
-        assert_eq!(codes(parse_str("  \n")), [("empty-document".into(), "".into())]);
+        assert_eq!(
+            codes(parse_str("{\"version\": 1, \"edges\": [")),
+            [("bad-json".into(), "".into())]
+        );
+        assert_eq!(
+            codes(parse_str("  \n")),
+            [("empty-document".into(), "".into())]
+        );
         let deep = format!("{{\"version\": 1, \"edges\": {}}}", "[".repeat(10_000));
         assert_eq!(codes(parse_str(&deep))[0].0, "bad-json");
         assert_eq!(codes(parse_str("{\"version\": 1e999}"))[0].0, "bad-json");
@@ -335,7 +360,13 @@ mod tests {
         let got = codes(parse_str(
             r#"{"version": 1, "edges": [{"id": 7, "lat": "x", "lon": 1}, {"lat": 1, "lon": 1}]}"#,
         ));
-        assert!(got.contains(&("wrong-type".into(), "/edges/0/id".into())), "{got:?}");
-        assert!(got.contains(&("missing-field".into(), "/edges/1".into())), "{got:?}");
+        assert!(
+            got.contains(&("wrong-type".into(), "/edges/0/id".into())),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("missing-field".into(), "/edges/1".into())),
+            "{got:?}"
+        );
     }
 }

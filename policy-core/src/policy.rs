@@ -151,7 +151,10 @@ impl Policy {
 
     /// Pinned backup of registration `i`.
     pub fn backup_edge(&self, registration: usize) -> Backup {
-        self.backup.get(registration).copied().unwrap_or(Backup::Unpinned)
+        self.backup
+            .get(registration)
+            .copied()
+            .unwrap_or(Backup::Unpinned)
     }
 
     /// Whether edge `i` can carry traffic: not drained, with a link not drained.

@@ -74,7 +74,8 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 
 fn candidates_prefix<'a>(lower: &str, best: &'a str) -> Option<&'a str> {
     let b = best.to_ascii_lowercase();
-    (b.len() >= 3 && lower.len() >= 3 && (lower.starts_with(&b) || b.starts_with(lower))).then_some(best)
+    (b.len() >= 3 && lower.len() >= 3 && (lower.starts_with(&b) || b.starts_with(lower)))
+        .then_some(best)
 }
 
 /// 1-based line and column (in characters) of byte offset `offset` in `text`.
@@ -111,7 +112,11 @@ pub fn locate(text: &str, targets: &[&str]) -> BTreeMap<String, usize> {
         return found;
     }
     let wanted: alloc::collections::BTreeSet<&str> = targets.iter().copied().collect();
-    let max_depth = targets.iter().map(|t| t.matches('/').count()).max().unwrap_or(0);
+    let max_depth = targets
+        .iter()
+        .map(|t| t.matches('/').count())
+        .max()
+        .unwrap_or(0);
     if wanted.contains("") {
         found.insert(String::new(), 0);
     }
@@ -123,21 +128,19 @@ pub fn locate(text: &str, targets: &[&str]) -> BTreeMap<String, usize> {
     let mut expecting_key = false;
     let mut i = 0usize;
     // Records the position of a value about to start (array element).
-    let on_value = |stack: &mut [Frame],
-                    path: &String,
-                    found: &mut BTreeMap<String, usize>,
-                    at: usize| {
-        let depth = stack.len();
-        if let Some(Frame::Array { index }) = stack.last_mut() {
-            if depth <= max_depth {
-                let mut p = path.clone();
-                push_token(&mut p, &alloc::format!("{index}"));
-                if wanted.contains(p.as_str()) {
-                    found.entry(p).or_insert(at);
+    let on_value =
+        |stack: &mut [Frame], path: &String, found: &mut BTreeMap<String, usize>, at: usize| {
+            let depth = stack.len();
+            if let Some(Frame::Array { index }) = stack.last_mut() {
+                if depth <= max_depth {
+                    let mut p = path.clone();
+                    push_token(&mut p, &alloc::format!("{index}"));
+                    if wanted.contains(p.as_str()) {
+                        found.entry(p).or_insert(at);
+                    }
                 }
             }
-        }
-    };
+        };
     while let Some(&b) = bytes.get(i) {
         match b {
             b' ' | b'\t' | b'\n' | b'\r' | b':' => i += 1,
@@ -154,7 +157,9 @@ pub fn locate(text: &str, targets: &[&str]) -> BTreeMap<String, usize> {
                 // Descend: the current member/element becomes part of the path.
                 path_lens.push(path.len());
                 match stack.last() {
-                    Some(Frame::Array { index }) => push_token(&mut path, &alloc::format!("{index}")),
+                    Some(Frame::Array { index }) => {
+                        push_token(&mut path, &alloc::format!("{index}"))
+                    }
                     Some(Frame::Object { key: Some(k) }) => {
                         let k = k.clone();
                         push_token(&mut path, &k)
@@ -196,10 +201,9 @@ pub fn locate(text: &str, targets: &[&str]) -> BTreeMap<String, usize> {
                 let Some(end) = raw_end else { break };
                 if expecting_key {
                     let raw = text.get(start + 1..end).unwrap_or("");
-                    let key: String = serde_json::from_str::<String>(
-                        text.get(start..=end).unwrap_or("\"\""),
-                    )
-                    .unwrap_or_else(|_| String::from(raw));
+                    let key: String =
+                        serde_json::from_str::<String>(text.get(start..=end).unwrap_or("\"\""))
+                            .unwrap_or_else(|_| String::from(raw));
                     if stack.len() <= max_depth {
                         let mut p = path.clone();
                         push_token(&mut p, &key);

@@ -39,7 +39,11 @@ pub fn error_line(n: u64, message: &str) -> String {
         line: u64,
         error: &'a str,
     }
-    serde_json::to_string(&E { line: n, error: message }).unwrap_or_default()
+    serde_json::to_string(&E {
+        line: n,
+        error: message,
+    })
+    .unwrap_or_default()
 }
 
 /// Classifies one trace line and writes its decision line (without newline) into
@@ -58,7 +62,10 @@ pub fn decide_line(c: &Classifier, n: u64, text: &str, out: &mut String) -> bool
     match parse_line(text) {
         Ok(t) => {
             let d = c.classify_text(&t.src, t.dst.as_deref(), t.host.as_deref());
-            match serde_json::to_string(&DecisionLine { src: &t.src, decision: &d }) {
+            match serde_json::to_string(&DecisionLine {
+                src: &t.src,
+                decision: &d,
+            }) {
                 Ok(s) => {
                     out.push_str(&s);
                     true

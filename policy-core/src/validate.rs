@@ -63,9 +63,7 @@ pub fn sort_by_position(diags: &mut [Diagnostic]) {
 /// Validates a parsed document. Returns the diagnostics (default severities, no line
 /// numbers), the summary, and the policy when no diagnostic is an error.
 pub fn check_document(doc: PolicyDocument) -> (Vec<Diagnostic>, Summary, Option<Policy>) {
-    let mut v = Checker {
-        diags: Vec::new(),
-    };
+    let mut v = Checker { diags: Vec::new() };
     let out = v.run(doc);
     let errors = v
         .diags
@@ -98,8 +96,14 @@ impl Checker {
             format!("unknown prefix state `{text}`"),
         );
         let help = match closest(text, STATE_NAMES) {
-            Some(s) => format!("did you mean `{s}`? (Azure's prefixValidationState values: {})", STATE_NAMES.join(", ")),
-            None => format!("use one of Azure's prefixValidationState values: {}", STATE_NAMES.join(", ")),
+            Some(s) => format!(
+                "did you mean `{s}`? (Azure's prefixValidationState values: {})",
+                STATE_NAMES.join(", ")
+            ),
+            None => format!(
+                "use one of Azure's prefixValidationState values: {}",
+                STATE_NAMES.join(", ")
+            ),
         };
         self.push(d.with_help(help));
         None
@@ -189,8 +193,12 @@ impl Checker {
             }
             if e.id == "None" {
                 self.push(
-                    Diagnostic::new(Code::BadValue, pointer(&base, &["id"]), "`None` is reserved")
-                        .with_help("`backup_edge: \"None\"` means no backup site; rename the edge"),
+                    Diagnostic::new(
+                        Code::BadValue,
+                        pointer(&base, &["id"]),
+                        "`None` is reserved",
+                    )
+                    .with_help("`backup_edge: \"None\"` means no backup site; rename the edge"),
                 );
             }
             self.coords(e.lat, e.lon, &base);
@@ -216,7 +224,9 @@ impl Checker {
                                 pointer(&lbase, &["address"]),
                                 format!("link address `{addr}` is not host:port"),
                             )
-                            .with_help("write it as 192.0.2.10:443, [2001:db8::1]:443 or name.example:443"),
+                            .with_help(
+                                "write it as 192.0.2.10:443, [2001:db8::1]:443 or name.example:443",
+                            ),
                         );
                     }
                 }
@@ -251,7 +261,9 @@ impl Checker {
                             if usable.len() == 1 { "" } else { "s" }
                         ),
                     )
-                    .with_help("Azure asks for two diverse links per site, on two different routers"),
+                    .with_help(
+                        "Azure asks for two diverse links per site, on two different routers",
+                    ),
                 );
             } else {
                 let routers: BTreeSet<_> = usable.iter().map(|l| l.router.as_deref()).collect();
@@ -288,7 +300,10 @@ impl Checker {
         }
         let reference = counts
             .iter()
-            .max_by(|a, b| a.1.cmp(b.1).then(f64::from_bits(*a.0).total_cmp(&f64::from_bits(*b.0))))
+            .max_by(|a, b| {
+                a.1.cmp(b.1)
+                    .then(f64::from_bits(*a.0).total_cmp(&f64::from_bits(*b.0)))
+            })
             .map(|(bits, _)| f64::from_bits(*bits));
         for (c, id, path) in &capacities {
             if *c < 10.0 {
@@ -308,7 +323,9 @@ impl Checker {
                             path.clone(),
                             format!("link `{id}` has {c} Gbit/s where most links have {r}"),
                         )
-                        .with_help("Azure asks for equal capacity on primary, backup and redundant links"),
+                        .with_help(
+                            "Azure asks for equal capacity on primary, backup and redundant links",
+                        ),
                     );
                 }
             }
@@ -336,7 +353,10 @@ impl Checker {
                     Diagnostic::new(
                         Code::DuplicateRegistrationId,
                         pointer(&base, &["id"]),
-                        format!("registration id `{}` is already used by /registrations/{first}", r.id),
+                        format!(
+                            "registration id `{}` is already used by /registrations/{first}",
+                            r.id
+                        ),
                     )
                     .with_help("give each registration (Azure peering service) a unique id"),
                 );
@@ -344,10 +364,20 @@ impl Checker {
                 reg_ids.insert(&r.id, i);
             }
             // Location.
-            let mut site = Site { lat: 0.0, lon: 0.0, from_location: false };
+            let mut site = Site {
+                lat: 0.0,
+                lon: 0.0,
+                from_location: false,
+            };
             if let Some(name) = &r.location {
                 match locations::find(name) {
-                    Some(loc) => site = Site { lat: loc.lat, lon: loc.lon, from_location: true },
+                    Some(loc) => {
+                        site = Site {
+                            lat: loc.lat,
+                            lon: loc.lon,
+                            from_location: true,
+                        }
+                    }
                     None => {
                         let d = Diagnostic::new(
                             Code::UnknownLocation,
@@ -355,8 +385,12 @@ impl Checker {
                             format!("`{name}` is not an Azure Peering Service location"),
                         );
                         let d = match closest(name, locations::names()) {
-                            Some(s) => d.with_help(format!("did you mean `{s}`? (US states; countries elsewhere)")),
-                            None => d.with_help("name a US state, or a country outside the US, or give lat and lon"),
+                            Some(s) => d.with_help(format!(
+                                "did you mean `{s}`? (US states; countries elsewhere)"
+                            )),
+                            None => d.with_help(
+                                "name a US state, or a country outside the US, or give lat and lon",
+                            ),
                         };
                         self.push(d);
                     }
@@ -365,14 +399,21 @@ impl Checker {
             match (r.lat, r.lon) {
                 (Some(lat), Some(lon)) => {
                     if self.coords(lat, lon, &base) {
-                        site = Site { lat, lon, from_location: false };
+                        site = Site {
+                            lat,
+                            lon,
+                            from_location: false,
+                        };
                     }
                 }
                 (None, None) if r.location.is_none() => self.push(
                     Diagnostic::new(
                         Code::MissingLocation,
                         base.clone(),
-                        format!("registration `{}` has neither `location` nor `lat`/`lon`", r.id),
+                        format!(
+                            "registration `{}` has neither `location` nor `lat`/`lon`",
+                            r.id
+                        ),
                     )
                     .with_help("add \"location\" (e.g. \"Washington\") or \"lat\" and \"lon\""),
                 ),
@@ -410,7 +451,11 @@ impl Checker {
                             pointer(&base, &[field]),
                             format!("no edge has id `{id}`"),
                         );
-                        let none: &[&str] = if field == "backup_edge" { &["None"] } else { &[] };
+                        let none: &[&str] = if field == "backup_edge" {
+                            &["None"]
+                        } else {
+                            &[]
+                        };
                         let d = match closest(id, edge_names.iter().copied().chain(none.iter().copied())) {
                             Some("None") => d.with_help("did you mean \"None\" (no backup site)? It is written with a capital N"),
                             Some(s) => d.with_help(format!("did you mean `{s}`?")),
@@ -425,7 +470,11 @@ impl Checker {
                     }
                 }
             };
-            primary.push(r.primary_edge.as_deref().and_then(|id| resolve(self, "primary_edge", id)));
+            primary.push(
+                r.primary_edge
+                    .as_deref()
+                    .and_then(|id| resolve(self, "primary_edge", id)),
+            );
             backup.push(match r.backup_edge.as_deref() {
                 None => Backup::Unpinned,
                 Some("None") => Backup::NoBackup,
@@ -436,9 +485,16 @@ impl Checker {
             for (j, p) in r.prefixes.iter().enumerate() {
                 let pbase = format!("{base}/prefixes/{j}");
                 let state = self.state(&p.state, &pointer(&pbase, &["state"]));
-                let net = self.registered_prefix(&p.prefix, p.key.is_some(), &pointer(&pbase, &["prefix"]));
+                let net = self.registered_prefix(
+                    &p.prefix,
+                    p.key.is_some(),
+                    &pointer(&pbase, &["prefix"]),
+                );
                 summary.prefixes += 1;
-                *summary.prefixes_by_state.entry(p.state.clone()).or_default() += 1;
+                *summary
+                    .prefixes_by_state
+                    .entry(p.state.clone())
+                    .or_default() += 1;
                 if p.telemetry {
                     summary.telemetry_prefixes += 1;
                 }
@@ -504,11 +560,14 @@ impl Checker {
                 if let Some(net) = self.prefix_syntax(p, &path) {
                     let key = format!("{net}");
                     if let Some(first) = seen_dest.get(&key) {
-                        self.push(Diagnostic::new(
-                            Code::DuplicateDestination,
-                            path.clone(),
-                            format!("destination prefix {net} is already listed at {first}"),
-                        ).with_help("list it once"));
+                        self.push(
+                            Diagnostic::new(
+                                Code::DuplicateDestination,
+                                path.clone(),
+                                format!("destination prefix {net} is already listed at {first}"),
+                            )
+                            .with_help("list it once"),
+                        );
                     } else {
                         seen_dest.insert(key, path);
                     }
@@ -534,11 +593,14 @@ impl Checker {
                     continue;
                 }
                 if let Some(first) = seen_dest.get(&norm) {
-                    self.push(Diagnostic::new(
-                        Code::DuplicateDestination,
-                        path.clone(),
-                        format!("destination domain {norm} is already listed at {first}"),
-                    ).with_help("list it once"));
+                    self.push(
+                        Diagnostic::new(
+                            Code::DuplicateDestination,
+                            path.clone(),
+                            format!("destination domain {norm} is already listed at {first}"),
+                        )
+                        .with_help("list it once"),
+                    );
                 } else {
                     seen_dest.insert(norm, path);
                 }
@@ -581,8 +643,12 @@ impl Checker {
                     "add the prefix length, e.g. 198.51.100.0/24"
                 };
                 self.push(
-                    Diagnostic::new(Code::MalformedPrefix, path, format!("`{text}` is not a prefix"))
-                        .with_help(help),
+                    Diagnostic::new(
+                        Code::MalformedPrefix,
+                        path,
+                        format!("`{text}` is not a prefix"),
+                    )
+                    .with_help(help),
                 );
                 return None;
             }
@@ -618,15 +684,23 @@ impl Checker {
         match net {
             IpNet::V4(n) if n.prefix_len() < 8 => {
                 self.push(
-                    Diagnostic::new(Code::PrefixTooShort, path, format!("{net} is shorter than /8"))
-                        .with_help("register the customer's own, more specific prefixes"),
+                    Diagnostic::new(
+                        Code::PrefixTooShort,
+                        path,
+                        format!("{net} is shorter than /8"),
+                    )
+                    .with_help("register the customer's own, more specific prefixes"),
                 );
                 return None;
             }
             IpNet::V6(n) if n.prefix_len() < 16 => {
                 self.push(
-                    Diagnostic::new(Code::PrefixTooShort, path, format!("{net} is shorter than /16"))
-                        .with_help("register the customer's own, more specific prefixes"),
+                    Diagnostic::new(
+                        Code::PrefixTooShort,
+                        path,
+                        format!("{net} is shorter than /16"),
+                    )
+                    .with_help("register the customer's own, more specific prefixes"),
                 );
                 return None;
             }
@@ -639,7 +713,9 @@ impl Checker {
                     path,
                     format!("{net} is a documentation range ({rfc})"),
                 )
-                .with_help("fine for examples; a real registration needs the customer's public prefix"),
+                .with_help(
+                    "fine for examples; a real registration needs the customer's public prefix",
+                ),
             );
         }
         match net {
@@ -647,7 +723,9 @@ impl Checker {
                 Diagnostic::new(
                     Code::Ipv6Prefix,
                     path,
-                    format!("{net} is IPv6: Azure Peering Service accepts IPv4 prefixes only today"),
+                    format!(
+                        "{net} is IPv6: Azure Peering Service accepts IPv4 prefixes only today"
+                    ),
                 )
                 .with_help("it is classified here, but Azure will not register it yet"),
             ),
@@ -657,7 +735,9 @@ impl Checker {
                     path,
                     format!("{net} is longer than /24 and has no prefix `key`"),
                 )
-                .with_help("prefixes longer than /24 need a partner-registered peering service prefix key"),
+                .with_help(
+                    "prefixes longer than /24 need a partner-registered peering service prefix key",
+                ),
             ),
             _ => {}
         }
@@ -669,8 +749,14 @@ impl Checker {
         let mut order: Vec<&RegisteredPrefix> = prefixes.iter().collect();
         // Sort so that a covering prefix comes before everything it covers.
         order.sort_by(|a, b| match (a.net, b.net) {
-            (IpNet::V4(x), IpNet::V4(y)) => x.network().cmp(&y.network()).then(x.prefix_len().cmp(&y.prefix_len())),
-            (IpNet::V6(x), IpNet::V6(y)) => x.network().cmp(&y.network()).then(x.prefix_len().cmp(&y.prefix_len())),
+            (IpNet::V4(x), IpNet::V4(y)) => x
+                .network()
+                .cmp(&y.network())
+                .then(x.prefix_len().cmp(&y.prefix_len())),
+            (IpNet::V6(x), IpNet::V6(y)) => x
+                .network()
+                .cmp(&y.network())
+                .then(x.prefix_len().cmp(&y.prefix_len())),
             (IpNet::V4(_), IpNet::V6(_)) => core::cmp::Ordering::Less,
             (IpNet::V6(_), IpNet::V4(_)) => core::cmp::Ordering::Greater,
         });
@@ -679,7 +765,11 @@ impl Checker {
             while stack.last().is_some_and(|top| !top.net.contains(&p.net)) {
                 stack.pop();
             }
-            if let Some(outer) = stack.iter().rev().find(|o| o.registration != p.registration) {
+            if let Some(outer) = stack
+                .iter()
+                .rev()
+                .find(|o| o.registration != p.registration)
+            {
                 let reg = |i: usize| doc.registrations.get(i).map_or("", |r| r.id.as_str());
                 self.push(
                     Diagnostic::new(
@@ -782,7 +872,9 @@ fn valid_hostname(name: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
 

@@ -1,6 +1,7 @@
 //! Golden files: validation reports for every invalid fixture, and decision lines for
 //! every scenario trace. Regenerate with `make golden` (which runs
 //! `UPDATE_GOLDEN=1 cargo test -p policy-core --test golden`) and review the diff.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -54,10 +55,13 @@ fn sorted(dir: &Path, pred: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
 fn invalid_policies_give_their_golden_reports() {
     let dir = fixtures().join("invalid");
     let inputs = sorted(&dir, |p| {
-        p.extension().is_some_and(|e| e == "json")
-            && !p.to_string_lossy().ends_with(".golden.json")
+        p.extension().is_some_and(|e| e == "json") && !p.to_string_lossy().ends_with(".golden.json")
     });
-    assert!(inputs.len() >= 10, "expected the invalid fixtures in {}", dir.display());
+    assert!(
+        inputs.len() >= 10,
+        "expected the invalid fixtures in {}",
+        dir.display()
+    );
     for input in inputs {
         let bytes = fs::read(&input).unwrap();
         let stem = input.file_stem().unwrap().to_string_lossy().to_string();
@@ -74,7 +78,11 @@ fn invalid_policies_give_their_golden_reports() {
             }
             let json = serde_json::to_string_pretty(&v.report).unwrap() + "\n";
             check(&dir.join(name), &json);
-            assert_eq!(v.policy.is_some(), v.report.valid, "{stem}: policy iff valid");
+            assert_eq!(
+                v.policy.is_some(),
+                v.report.valid,
+                "{stem}: policy iff valid"
+            );
         }
     }
 }
@@ -86,8 +94,16 @@ fn every_invalid_fixture_is_refused_or_not_maps_ready() {
     }) {
         let bytes = fs::read(&input).unwrap();
         let strict = policy_core::validate(&bytes, true);
-        assert!(!strict.report.valid, "{} passes strict validation", input.display());
-        assert!(strict.report.diagnostics.iter().all(|d| !d.message.is_empty()));
+        assert!(
+            !strict.report.valid,
+            "{} passes strict validation",
+            input.display()
+        );
+        assert!(strict
+            .report
+            .diagnostics
+            .iter()
+            .all(|d| !d.message.is_empty()));
     }
 }
 
@@ -97,8 +113,8 @@ fn scenario_traces_give_their_golden_decisions() {
     assert!(scenarios.iter().any(|p| p.ends_with("demo")));
     for dir in scenarios {
         let policy = fs::read(dir.join("policy.json")).unwrap();
-        let engine = policy_core::load(&policy, false)
-            .unwrap_or_else(|r| panic!("{}: {r}", dir.display()));
+        let engine =
+            policy_core::load(&policy, false).unwrap_or_else(|r| panic!("{}: {r}", dir.display()));
         let trace = fs::read_to_string(dir.join("trace.jsonl")).unwrap();
         let mut out = String::new();
         for (i, line) in trace.lines().enumerate() {
@@ -116,10 +132,14 @@ fn scenario_traces_give_their_golden_decisions() {
 fn the_demo_policy_is_valid_and_covers_every_class() {
     let bytes = fs::read(fixtures().join("demo/policy.json")).unwrap();
     let engine = policy_core::load(&bytes, false).unwrap();
-    assert!(engine.report.warnings > 0, "the demo shows readiness warnings");
+    assert!(
+        engine.report.warnings > 0,
+        "the demo shows readiness warnings"
+    );
     let mut seen = std::collections::BTreeSet::new();
     for dir in ["demo", "no-edge"] {
-        let golden = fs::read_to_string(fixtures().join(dir).join("decisions.golden.jsonl")).unwrap();
+        let golden =
+            fs::read_to_string(fixtures().join(dir).join("decisions.golden.jsonl")).unwrap();
         for line in golden.lines() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             if let Some(c) = v["class"].as_str() {

@@ -1,5 +1,6 @@
 //! Property tests: the classifier against a naive model of SPEC §3–§4 on random
 //! policies, and validation against arbitrary and damaged input (it never panics).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::net::IpAddr;
 
@@ -7,7 +8,9 @@ use ipnet::IpNet;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-const STATES: [&str; 7] = ["None", "Invalid", "Verified", "Failed", "Pending", "Warning", "Unknown"];
+const STATES: [&str; 7] = [
+    "None", "Invalid", "Verified", "Failed", "Pending", "Warning", "Unknown",
+];
 
 /// A random registered prefix: nested prefixes are likely because bases share bits.
 fn prefix_strategy() -> impl Strategy<Value = IpNet> {
@@ -15,26 +18,45 @@ fn prefix_strategy() -> impl Strategy<Value = IpNet> {
         (0u32..8, 8u8..=32).prop_map(|(slot, len)| {
             // 20.x.y.z space, with few distinct high bits so prefixes nest.
             let addr = 0x1400_0000u32 | (slot << 21) | (slot.wrapping_mul(0x9e37) & 0x1f_ffff);
-            let net = ipnet::Ipv4Net::new(addr.into(), len.max(8)).unwrap().trunc();
+            let net = ipnet::Ipv4Net::new(addr.into(), len.max(8))
+                .unwrap()
+                .trunc();
             IpNet::V4(net)
         }),
         (0u128..8, 16u8..=128).prop_map(|(slot, len)| {
-            let addr: u128 = (0x2a01u128 << 112) | (slot << 100) | (slot.wrapping_mul(0x9e37_79b9) << 40);
+            let addr: u128 =
+                (0x2a01u128 << 112) | (slot << 100) | (slot.wrapping_mul(0x9e37_79b9) << 40);
             IpNet::V6(ipnet::Ipv6Net::new(addr.into(), len).unwrap().trunc())
         }),
     ]
 }
 
+/// lat, lon, primary, backup (None = unpinned, Some(None) = "None"), providers, prefixes.
+type RegSpec = (
+    f64,
+    f64,
+    Option<usize>,
+    Option<Option<usize>>,
+    bool,
+    Vec<(IpNet, usize)>,
+);
+
 #[derive(Debug, Clone)]
 struct Spec {
     edges: Vec<(f64, f64, bool, Vec<bool>, u8)>, // lat, lon, drained, link drained, provider
-    regs: Vec<(f64, f64, Option<usize>, Option<Option<usize>>, bool, Vec<(IpNet, usize)>)>,
+    regs: Vec<RegSpec>,
     dests: Vec<IpNet>,
     eligible: Vec<usize>,
 }
 
 fn spec_strategy() -> impl Strategy<Value = Spec> {
-    let edge = (-60.0f64..60.0, -170.0f64..170.0, prop::bool::weighted(0.2), prop::collection::vec(prop::bool::weighted(0.3), 1..3), 0u8..2);
+    let edge = (
+        -60.0f64..60.0,
+        -170.0f64..170.0,
+        prop::bool::weighted(0.2),
+        prop::collection::vec(prop::bool::weighted(0.3), 1..3),
+        0u8..2,
+    );
     let reg = (
         -60.0f64..60.0,
         -170.0f64..170.0,
@@ -49,7 +71,12 @@ fn spec_strategy() -> impl Strategy<Value = Spec> {
         prop::collection::vec(prefix_strategy(), 0..4),
         prop::collection::vec(0usize..7, 1..3),
     )
-        .prop_map(|(edges, regs, dests, eligible)| Spec { edges, regs, dests, eligible })
+        .prop_map(|(edges, regs, dests, eligible)| Spec {
+            edges,
+            regs,
+            dests,
+            eligible,
+        })
 }
 
 fn to_policy(s: &Spec) -> Value {
@@ -103,12 +130,15 @@ fn naive(policy: &Value, src: IpAddr, dst: Option<IpAddr>, host: Option<&str>) -
     for (ri, r) in regs.iter().enumerate() {
         for p in r["prefixes"].as_array().unwrap() {
             let net: IpNet = p["prefix"].as_str().unwrap().parse().unwrap();
-            if net.contains(&src) && best.is_none_or(|(b, _, _)| net.prefix_len() > b.prefix_len()) {
+            if net.contains(&src) && best.is_none_or(|(b, _, _)| net.prefix_len() > b.prefix_len())
+            {
                 best = Some((net, ri, p["state"].as_str().unwrap()));
             }
         }
     }
-    let Some((net, ri, state)) = best else { return json!({"class": "unregistered"}) };
+    let Some((net, ri, state)) = best else {
+        return json!({"class": "unregistered"});
+    };
     let reg = &regs[ri];
     let base = json!({"registration": reg["id"], "prefix": net.to_string()});
     let with = |class: &str| {
@@ -116,13 +146,24 @@ fn naive(policy: &Value, src: IpAddr, dst: Option<IpAddr>, host: Option<&str>) -
         v["class"] = json!(class);
         v
     };
-    let eligible: Vec<&str> = policy["options"]["eligible_states"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let eligible: Vec<&str> = policy["options"]["eligible_states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
     if !eligible.contains(&state) {
         return with("unverified");
     }
     if let Some(dests) = policy.get("destinations") {
         let d = &dests[0];
-        let by_addr = dst.is_some_and(|a| d["prefixes"].as_array().unwrap().iter().any(|p| p.as_str().unwrap().parse::<IpNet>().unwrap().contains(&a)));
+        let by_addr = dst.is_some_and(|a| {
+            d["prefixes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p.as_str().unwrap().parse::<IpNet>().unwrap().contains(&a))
+        });
         let by_host = host.is_some_and(|h| {
             let h = h.to_ascii_lowercase();
             let h = h.trim_end_matches('.');
@@ -135,7 +176,12 @@ fn naive(policy: &Value, src: IpAddr, dst: Option<IpAddr>, host: Option<&str>) -
     let edges = policy["edges"].as_array().unwrap();
     let usable = |i: usize| {
         let e = &edges[i];
-        !e["drained"].as_bool().unwrap() && e["links"].as_array().unwrap().iter().any(|l| !l["drained"].as_bool().unwrap())
+        !e["drained"].as_bool().unwrap()
+            && e["links"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| !l["drained"].as_bool().unwrap())
     };
     let idx = |id: &str| edges.iter().position(|e| e["id"] == id).unwrap();
     let mut order: Vec<usize> = Vec::new();
@@ -155,12 +201,27 @@ fn naive(policy: &Value, src: IpAddr, dst: Option<IpAddr>, host: Option<&str>) -
         .filter(|&i| usable(i) && !order.contains(&i))
         .map(|i| {
             let e = &edges[i];
-            let km = policy_core::select::haversine_km(rlat, rlon, e["lat"].as_f64().unwrap(), e["lon"].as_f64().unwrap());
+            let km = policy_core::select::haversine_km(
+                rlat,
+                rlon,
+                e["lat"].as_f64().unwrap(),
+                e["lon"].as_f64().unwrap(),
+            );
             let rank = match reg.get("providers") {
-                Some(list) => list.as_array().unwrap().iter().position(|p| *p == e["provider"]).unwrap_or(2),
+                Some(list) => list
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .position(|p| *p == e["provider"])
+                    .unwrap_or(2),
                 None => 0,
             };
-            (rank, (km * 1000.0).round() as i64, e["id"].as_str().unwrap().to_string(), i)
+            (
+                rank,
+                (km * 1000.0).round() as i64,
+                e["id"].as_str().unwrap().to_string(),
+                i,
+            )
         })
         .collect();
     rest.sort();
@@ -181,8 +242,12 @@ fn naive(policy: &Value, src: IpAddr, dst: Option<IpAddr>, host: Option<&str>) -
 
 fn addr_strategy() -> impl Strategy<Value = IpAddr> {
     prop_oneof![
-        (0u32..8, any::<u32>()).prop_map(|(slot, low)| IpAddr::V4((0x1400_0000u32 | (slot << 21) | (low & 0x1f_ffff)).into())),
-        (0u128..8, any::<u64>()).prop_map(|(slot, low)| IpAddr::V6(((0x2a01u128 << 112) | (slot << 100) | (u128::from(low) << 36)).into())),
+        (0u32..8, any::<u32>()).prop_map(|(slot, low)| IpAddr::V4(
+            (0x1400_0000u32 | (slot << 21) | (low & 0x1f_ffff)).into()
+        )),
+        (0u128..8, any::<u64>()).prop_map(|(slot, low)| IpAddr::V6(
+            ((0x2a01u128 << 112) | (slot << 100) | (u128::from(low) << 36)).into()
+        )),
         any::<u32>().prop_map(|a| IpAddr::V4(a.into())),
     ]
 }
@@ -245,7 +310,9 @@ fn rendezvous_moves_only_the_drained_links_clients() {
             "edges": [{"id": "sea", "lat": 47.6, "lon": -122.3, "links": [
                 {"id": "sea-1"}, {"id": "sea-2"}, {"id": "sea-3", "drained": drained}]}],
             "registrations": [{"id": "r", "lat": 47.0, "lon": -122.0, "prefixes": [{"prefix": "20.0.0.0/8", "state": "Verified"}]}]});
-        policy_core::load(&serde_json::to_vec(&p).unwrap(), false).unwrap().classifier
+        policy_core::load(&serde_json::to_vec(&p).unwrap(), false)
+            .unwrap()
+            .classifier
     };
     let (before, after) = (mk(false), mk(true));
     let mut moved = 0;

@@ -33,40 +33,40 @@ pub fn run(
     };
     // Each engine turns one trace line (number, text) into one output line.
     let mut decide: Box<dyn FnMut(u64, &str, &mut String) -> bool> = match engine {
-            Engine::Native => {
-                let c = &native.classifier;
-                Box::new(move |n, text, out| trace::decide_line(c, n, text, out))
-            }
-            Engine::Plugin => {
-                let path = match plugin {
-                    Some(p) => p.to_path_buf(),
-                    None => host_harness::engine::default_plugin_path(),
-                };
-                let mut pe = match host_harness::engine::PluginEngine::new(&path, &policy_bytes) {
-                    Ok(pe) => pe,
-                    Err(e) => {
-                        eprintln!("mapsctl: cannot run the plugin {}: {e:#}", path.display());
-                        return 2;
+        Engine::Native => {
+            let c = &native.classifier;
+            Box::new(move |n, text, out| trace::decide_line(c, n, text, out))
+        }
+        Engine::Plugin => {
+            let path = match plugin {
+                Some(p) => p.to_path_buf(),
+                None => host_harness::engine::default_plugin_path(),
+            };
+            let mut pe = match host_harness::engine::PluginEngine::new(&path, &policy_bytes) {
+                Ok(pe) => pe,
+                Err(e) => {
+                    eprintln!("mapsctl: cannot run the plugin {}: {e:#}", path.display());
+                    return 2;
+                }
+            };
+            Box::new(move |n, text, out| match trace::parse_line(text) {
+                Ok(t) => match pe.classify(&t.src, t.dst.as_deref(), t.host.as_deref()) {
+                    Ok(line) => {
+                        out.push_str(&line);
+                        true
                     }
-                };
-                Box::new(move |n, text, out| match trace::parse_line(text) {
-                    Ok(t) => match pe.classify(&t.src, t.dst.as_deref(), t.host.as_deref()) {
-                        Ok(line) => {
-                            out.push_str(&line);
-                            true
-                        }
-                        Err(e) => {
-                            out.push_str(&trace::error_line(n, &format!("plugin: {e:#}")));
-                            false
-                        }
-                    },
                     Err(e) => {
-                        out.push_str(&trace::error_line(n, &e));
+                        out.push_str(&trace::error_line(n, &format!("plugin: {e:#}")));
                         false
                     }
-                })
-            }
-        };
+                },
+                Err(e) => {
+                    out.push_str(&trace::error_line(n, &e));
+                    false
+                }
+            })
+        }
+    };
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut buf = String::with_capacity(256);
@@ -93,7 +93,10 @@ pub fn run(
         let ok = match std::str::from_utf8(trimmed) {
             Ok(text) => decide(n, text, &mut buf),
             Err(e) => {
-                buf.push_str(&trace::error_line(n, &format!("malformed trace line: not UTF-8: {e}")));
+                buf.push_str(&trace::error_line(
+                    n,
+                    &format!("malformed trace line: not UTF-8: {e}"),
+                ));
                 false
             }
         };

@@ -4,7 +4,13 @@ use std::path::Path;
 
 use super::{load_policy, Format};
 
-pub fn run(path: &Path, address: &str, dst: Option<&str>, host: Option<&str>, format: Format) -> u8 {
+pub fn run(
+    path: &Path,
+    address: &str,
+    dst: Option<&str>,
+    host: Option<&str>,
+    format: Format,
+) -> u8 {
     let (_, engine) = match load_policy(path) {
         Ok(x) => x,
         Err(code) => return code,

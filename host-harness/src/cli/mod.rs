@@ -122,7 +122,13 @@ pub fn run() -> ExitCode {
             engine,
             plugin,
             fail_on_error,
-        } => classify::run(&policy, trace.as_deref(), engine, plugin.as_deref(), fail_on_error),
+        } => classify::run(
+            &policy,
+            trace.as_deref(),
+            engine,
+            plugin.as_deref(),
+            fail_on_error,
+        ),
         Command::Explain {
             policy,
             address,

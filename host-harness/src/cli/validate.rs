@@ -47,7 +47,9 @@ pub fn render_text(report: &Report, name: &str, source: &[u8]) -> String {
         match (d.line, d.column) {
             (Some(l), Some(c)) => {
                 let _ = writeln!(out, "  --> {name}:{l}:{c}  at {path}");
-                if let Some(src_line) = text.and_then(|t| t.lines().nth((l as usize).saturating_sub(1))) {
+                if let Some(src_line) =
+                    text.and_then(|t| t.lines().nth((l as usize).saturating_sub(1)))
+                {
                     if src_line.chars().count() <= 160 {
                         let _ = writeln!(out, "   | {src_line}");
                         let pad: String = src_line

@@ -25,7 +25,9 @@ fn invalid_fixtures() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("fixtures/invalid"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json") && !p.to_string_lossy().contains(".golden"))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "json") && !p.to_string_lossy().contains(".golden")
+        })
         .collect();
     v.sort();
     v
@@ -34,7 +36,11 @@ fn invalid_fixtures() -> Vec<PathBuf> {
 #[test]
 fn validate_json_output_is_the_golden_report_with_its_exit_code() {
     for f in invalid_fixtures() {
-        let rel = f.strip_prefix(root()).unwrap().to_string_lossy().to_string();
+        let rel = f
+            .strip_prefix(root())
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
         let o = mapsctl(&["validate", &rel, "--format", "json"]);
         let golden = std::fs::read_to_string(f.with_extension("golden.json")).unwrap();
         assert_eq!(String::from_utf8_lossy(&o.stdout), golden, "{rel}");
@@ -48,10 +54,21 @@ fn validate_text_names_code_path_line_and_fix() {
     let o = mapsctl(&["validate", "fixtures/invalid/prefixes.json"]);
     assert_eq!(code(&o), 1);
     let out = String::from_utf8(o.stdout).unwrap();
-    assert!(out.contains("error[host-bits-set]: prefix 20.1.2.3/16 has host bits set"), "{out}");
-    assert!(out.contains("--> fixtures/invalid/prefixes.json:55:11  at /registrations/0/prefixes/2/prefix"), "{out}");
+    assert!(
+        out.contains("error[host-bits-set]: prefix 20.1.2.3/16 has host bits set"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "--> fixtures/invalid/prefixes.json:55:11  at /registrations/0/prefixes/2/prefix"
+        ),
+        "{out}"
+    );
     assert!(out.contains("= help: write it as 20.1.0.0/16"), "{out}");
-    assert!(out.contains("INVALID: this policy will not be loaded"), "{out}");
+    assert!(
+        out.contains("INVALID: this policy will not be loaded"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -60,16 +77,30 @@ fn strict_turns_readiness_warnings_into_errors() {
     assert_eq!(code(&mapsctl(&["validate", f])), 0);
     let o = mapsctl(&["validate", f, "--strict", "--format", "json"]);
     assert_eq!(code(&o), 1);
-    let golden = std::fs::read_to_string(root().join("fixtures/invalid/not-maps-ready.strict.golden.json")).unwrap();
+    let golden =
+        std::fs::read_to_string(root().join("fixtures/invalid/not-maps-ready.strict.golden.json"))
+            .unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), golden);
 }
 
 #[test]
 fn unreadable_files_and_bad_arguments_exit_2() {
-    assert_eq!(code(&mapsctl(&["validate", "fixtures/no-such-file.json"])), 2);
+    assert_eq!(
+        code(&mapsctl(&["validate", "fixtures/no-such-file.json"])),
+        2
+    );
     assert_eq!(code(&mapsctl(&["validate"])), 2);
     assert_eq!(code(&mapsctl(&["frobnicate"])), 2);
-    assert_eq!(code(&mapsctl(&["classify", "--policy", "fixtures/demo/policy.json", "--trace", "nope.jsonl"])), 2);
+    assert_eq!(
+        code(&mapsctl(&[
+            "classify",
+            "--policy",
+            "fixtures/demo/policy.json",
+            "--trace",
+            "nope.jsonl"
+        ])),
+        2
+    );
     assert_eq!(code(&mapsctl(&["--help"])), 0);
 }
 
@@ -84,27 +115,53 @@ fn classify_native_prints_the_golden_decisions_and_keeps_going_past_bad_lines() 
             &format!("fixtures/{scenario}/trace.jsonl"),
         ]);
         assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-        let golden = std::fs::read_to_string(root().join(format!("fixtures/{scenario}/decisions.golden.jsonl"))).unwrap();
+        let golden = std::fs::read_to_string(
+            root().join(format!("fixtures/{scenario}/decisions.golden.jsonl")),
+        )
+        .unwrap();
         assert_eq!(String::from_utf8_lossy(&o.stdout), golden, "{scenario}");
     }
-    let o = mapsctl(&["classify", "--policy", "fixtures/demo/policy.json", "--trace", "fixtures/demo/trace.jsonl", "--fail-on-error"]);
+    let o = mapsctl(&[
+        "classify",
+        "--policy",
+        "fixtures/demo/policy.json",
+        "--trace",
+        "fixtures/demo/trace.jsonl",
+        "--fail-on-error",
+    ]);
     assert_eq!(code(&o), 1, "the demo trace has malformed lines on purpose");
     assert!(String::from_utf8_lossy(&o.stderr).contains("3 malformed trace line(s)"));
 }
 
 #[test]
 fn classify_refuses_an_invalid_policy_with_its_report() {
-    let o = mapsctl(&["classify", "--policy", "fixtures/invalid/references.json", "--trace", "fixtures/demo/trace.jsonl"]);
+    let o = mapsctl(&[
+        "classify",
+        "--policy",
+        "fixtures/invalid/references.json",
+        "--trace",
+        "fixtures/demo/trace.jsonl",
+    ]);
     assert_eq!(code(&o), 1);
     assert!(o.stdout.is_empty());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("is not a valid policy; nothing was classified"), "{err}");
+    assert!(
+        err.contains("is not a valid policy; nothing was classified"),
+        "{err}"
+    );
     assert!(err.contains("error[unknown-location]"), "{err}");
 }
 
 #[test]
 fn explain_tells_the_whole_story() {
-    let o = mapsctl(&["explain", "--policy", "fixtures/demo/policy.json", "52.160.42.1", "--host", "teams.microsoft.com"]);
+    let o = mapsctl(&[
+        "explain",
+        "--policy",
+        "fixtures/demo/policy.json",
+        "52.160.42.1",
+        "--host",
+        "teams.microsoft.com",
+    ]);
     assert_eq!(code(&o), 0);
     let out = String::from_utf8(o.stdout).unwrap();
     for want in [
@@ -116,9 +173,19 @@ fn explain_tells_the_whole_story() {
         "edge chi via link",
         "backup tor",
     ] {
-        assert!(out.contains(want) || (want == "host matches" && out.contains("the host is a domain")), "missing {want:?} in\n{out}");
+        assert!(
+            out.contains(want) || (want == "host matches" && out.contains("the host is a domain")),
+            "missing {want:?} in\n{out}"
+        );
     }
-    let o = mapsctl(&["explain", "--policy", "fixtures/demo/policy.json", "20.33.16.9", "--format", "json"]);
+    let o = mapsctl(&[
+        "explain",
+        "--policy",
+        "fixtures/demo/policy.json",
+        "20.33.16.9",
+        "--format",
+        "json",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["class"], "unverified");
     assert_eq!(v["matched"]["state"], "Pending");
@@ -147,12 +214,29 @@ fn no_input_makes_mapsctl_panic() {
         for args in [
             vec!["validate", p.as_str()],
             vec!["validate", p.as_str(), "--strict", "--format", "json"],
-            vec!["classify", "--policy", "fixtures/demo/policy.json", "--trace", p.as_str()],
-            vec!["classify", "--policy", p.as_str(), "--trace", "fixtures/demo/trace.jsonl"],
+            vec![
+                "classify",
+                "--policy",
+                "fixtures/demo/policy.json",
+                "--trace",
+                p.as_str(),
+            ],
+            vec![
+                "classify",
+                "--policy",
+                p.as_str(),
+                "--trace",
+                "fixtures/demo/trace.jsonl",
+            ],
             vec!["explain", "--policy", p.as_str(), "20.33.1.1"],
         ] {
             let o = mapsctl(&args);
-            assert_ne!(code(&o), 101, "panic on {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+            assert_ne!(
+                code(&o),
+                101,
+                "panic on {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
