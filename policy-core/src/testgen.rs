@@ -230,7 +230,9 @@ pub fn ipv4_table(n: usize, seed: u64) -> Vec<(u32, u8, u32)> {
     let mut rng = SplitMix64::new(seed);
     let mut orgs: Vec<Org<u32>> = Vec::new();
     let mut keys: Vec<(u32, u8)> = Vec::with_capacity(n + n / 8);
-    while keys.len() < n + n / 64 + 8 {
+    // Draw a few more than needed; after removing duplicates, draw again if short.
+    let mut target = n + n / 64 + 8;
+    loop {
         let len = rng.weighted(V4_LENGTHS);
         if orgs.is_empty() || rng.chance(1.0 / 16.0) {
             let blen = rng.weighted(V4_BLOCKS);
@@ -264,9 +266,13 @@ pub fn ipv4_table(n: usize, seed: u64) -> Vec<(u32, u8, u32)> {
             }
         };
         keys.push((key, len));
-        if keys.len() % (n / 4 + 1) == 0 {
+        if keys.len() >= target {
             keys.sort_unstable();
             keys.dedup();
+            if keys.len() >= n {
+                break;
+            }
+            target = keys.len() + 2 * (n - keys.len()) + 8;
         }
     }
     finish(keys, n, &mut rng)
@@ -285,7 +291,8 @@ pub fn ipv6_table(n: usize, seed: u64) -> Vec<(u128, u8, u32)> {
     let mut rng = SplitMix64::new(seed ^ 0x0006_0006_0006_0006);
     let mut orgs: Vec<Org<u128>> = Vec::new();
     let mut keys: Vec<(u128, u8)> = Vec::with_capacity(n + n / 8);
-    while keys.len() < n + n / 64 + 8 {
+    let mut target = n + n / 64 + 8;
+    loop {
         let len = rng.weighted(V6_LENGTHS);
         if orgs.is_empty() || rng.chance(1.0 / 16.0) {
             let blen = rng.weighted(V6_BLOCKS);
@@ -316,9 +323,13 @@ pub fn ipv6_table(n: usize, seed: u64) -> Vec<(u128, u8, u32)> {
             }
         };
         keys.push((key, len));
-        if keys.len() % (n / 4 + 1) == 0 {
+        if keys.len() >= target {
             keys.sort_unstable();
             keys.dedup();
+            if keys.len() >= n {
+                break;
+            }
+            target = keys.len() + 2 * (n - keys.len()) + 8;
         }
     }
     finish(keys, n, &mut rng)

@@ -1,7 +1,5 @@
 //! Longest-prefix-match tables for IPv4 (`u32` keys) and IPv6 (`u128` keys).
 //!
-//! INTERFACE CONTRACT (used by `classify`; keep these signatures):
-//!
 //! ```text
 //! Lpm4::build(entries: &[(u32, u8, u32)]) -> Lpm4   // (network, length, value); host bits are ignored
 //! Lpm4::lookup(&self, addr: u32) -> Option<u32>      // value of the longest prefix containing addr
@@ -12,96 +10,261 @@
 //! ```
 //!
 //! When the same prefix appears twice, the first entry's value wins. Lengths above
-//! the family's width (32 or 128) are clamped to it.
+//! the family's width (32 or 128) count as the width. Values are any `u32` and come
+//! back exactly as given.
 //!
-//! First version: one sorted table per prefix length, searched longest length first
-//! (binary search per length). Correct and simple; a Poptrie replaces it.
+//! # Design: a Poptrie
+//!
+//! Both families use a Poptrie (Asai and Ohara, "Poptrie: A Compressed Trie with
+//! Population Count for Fast and Scalable Software IP Routing Table Lookup",
+//! SIGCOMM 2015) over **64-bit keys**: an IPv4 address is the top 32 bits of the key;
+//! an IPv6 lookup walks the top 64 bits of the address, and only when that walk ends
+//! on a /64 holding longer prefixes does it walk a second, small Poptrie over the low
+//! 64 bits. No 128-bit arithmetic is on the hot path (wasm32 has none), no pointers
+//! (indices into `Vec`s), no `unsafe`.
+//!
+//! ```text
+//!  key (64 bits)  |<- s bits ->|<- 6 ->|<- 6 ->|<- 6 ->| ...
+//!                      │
+//!  direct[2^s] ────────┴─▶ leaf code ─────────────────────────────────▶ done
+//!                        └▶ node ─▶ chunk c (6 bits) ─▶ vector bit c set?
+//!                                    yes: nodes[base1 + popcnt(vector & bits 0..=c) - 1], next chunk
+//!                                    no:  leaves[base0 + popcnt(leafvec & bits 0..=c) - 1] ─▶ done
+//!  node = { vector: u64, leafvec: u64, base0: u32, base1: u32 }  (24 bytes)
+//! ```
+//!
+//! - **Direct pointing**: the top `s` bits index `direct` (`s` = 18 for large tables,
+//!   12 or 6 for small ones, so a ten-prefix policy does not pay 1 MiB). An entry is
+//!   a leaf code, or a node index with bit 31 set.
+//! - **Nodes** resolve 6 bits each. A node's child nodes are contiguous in `nodes`
+//!   (found by `base1` and a popcount of `vector`); its leaves are contiguous in
+//!   `leaves` (`base0`, popcount of `leafvec`).
+//! - **Leaf compression**: consecutive leaf slots of a node with the same code are
+//!   stored once; `leafvec` marks where each run starts.
+//! - **Codes**: leaves hold `u32` codes. When every value (plus the few special
+//!   codes) is below 2^31, which is the case for indices, a code *is* the value (no
+//!   extra memory read); otherwise codes index a sorted table of the distinct values.
+//!   The code just past the values means "no match"; the codes after it are IPv6
+//!   escapes (below).
+//! - **IPv6 longer than /64**: each /64 that holds such prefixes becomes an escape
+//!   leaf in the main trie; escape `e` names sub-trie root `e`, a Poptrie (no direct
+//!   table) over the low 64 bits whose default is the best match of the /64 itself.
+//!
+//! Invariants (established by `build`, relied on by `lookup`): every node index and
+//! leaf index computed by a walk is in bounds; every leaf slot has a run start at or
+//! before it; nodes exist only at offsets below 64, so a walk takes at most
+//! `ceil((64 - s) / 6)` steps; escape codes appear only in the main IPv6 trie and only
+//! for /64s. A broken invariant would make a lookup return a wrong answer, never
+//! panic: every access is checked (`get`), and the checks are on predictable
+//! branches.
+//!
+//! # Costs
+//!
+//! `n` prefixes, `s` direct bits (18 above 65,535 prefixes).
+//!
+//! | | IPv4 | IPv6 (≤ /64) | IPv6 (> /64) |
+//! |---|---|---|---|
+//! | memory reads per lookup | 1 (direct leaf) or 2 + one per 6 bits past `s` (a /24: 3) | 2 + one per 6 bits past `s` (a /48: 7) | the /64 walk + 1 root + one per 6 bits |
+//! | bytes per prefix, 1M-prefix generated table | see `benches/RESULTS.md` | | |
+//! | build | O(n log n) sort, then each prefix is visited once per level on its path | same | same |
+//!
+//! Measured figures (lookup ns, bytes per prefix, build time, side by side with
+//! DIR-24-8, `prefix-trie` and `ip_network_table`) are in `benches/RESULTS.md`.
+
+mod poptrie;
 
 use alloc::vec::Vec;
+use core::fmt;
+use poptrie::{Builder, Poptrie, Prefix, NODE_FLAG};
 
-/// Per-length sorted tables over a key type `K` of `BITS` bits.
+/// Leaf codes below this fit 3-byte leaves.
+const NARROW: u64 = 1 << 24;
+
+/// Codes: the mapping between leaf codes and caller values.
 #[derive(Clone, Debug, Default)]
-struct PerLength<K> {
-    /// `(length, sorted (network, value))`, longest length first.
-    tables: Vec<(u8, Vec<(K, u32)>)>,
-    count: usize,
+struct Codes {
+    /// Codes below `lim` are values; `lim` is "no match"; above are escapes.
+    lim: u32,
+    /// Distinct values, sorted; empty when codes are the values themselves.
+    values: Vec<u32>,
+    /// Every code fits 3 bytes.
+    narrow: bool,
 }
 
-trait Key: Copy + Ord + core::fmt::Debug {
-    const BITS: u8;
-    fn mask(self, len: u8) -> Self;
-}
+impl Codes {
+    /// Codes for these values (in any order, repeats allowed) with `escapes` escape
+    /// codes. In order of preference: codes are the values and fit 3-byte leaves;
+    /// codes are the values (4-byte leaves); codes index the sorted distinct values
+    /// (3-byte leaves if they fit).
+    fn new(values: impl Iterator<Item = u32> + Clone, escapes: usize) -> Codes {
+        let lim = values.clone().max().map_or(0, |m| u64::from(m) + 1);
+        let top = lim + escapes as u64;
+        if top < u64::from(NODE_FLAG) {
+            return Codes {
+                lim: lim as u32,
+                values: Vec::new(),
+                narrow: top < NARROW,
+            };
+        }
+        let mut vs: Vec<u32> = values.collect();
+        vs.sort_unstable();
+        vs.dedup();
+        Codes {
+            lim: vs.len() as u32,
+            narrow: ((vs.len() + escapes) as u64) < NARROW,
+            values: vs,
+        }
+    }
 
-impl Key for u32 {
-    const BITS: u8 = 32;
-    fn mask(self, len: u8) -> Self {
-        if len == 0 {
-            0
+    #[inline(always)]
+    fn none(&self) -> u32 {
+        self.lim
+    }
+
+    #[inline(always)]
+    fn escape_base(&self) -> u32 {
+        self.lim + 1
+    }
+
+    fn code(&self, value: u32) -> u32 {
+        if self.values.is_empty() {
+            value
         } else {
-            self & (u32::MAX << (32 - u32::from(len.min(32))))
+            self.values
+                .binary_search(&value)
+                .map_or(self.lim, |i| i as u32)
         }
     }
-}
 
-impl Key for u128 {
-    const BITS: u8 = 128;
-    fn mask(self, len: u8) -> Self {
-        if len == 0 {
-            0
+    /// Written so that the common case (codes are the values) compiles to a
+    /// conditional move: whether an address matched is unpredictable on real
+    /// traffic, and a mispredicted branch costs more than the lookup.
+    #[inline(always)]
+    fn value(&self, code: u32) -> Option<u32> {
+        if self.values.is_empty() {
+            (code < self.lim).then_some(code)
         } else {
-            self & (u128::MAX << (128 - u32::from(len.min(128))))
+            // `values.len() == lim`: "no match" and escapes are out of bounds.
+            self.values.get(code as usize).copied()
         }
-    }
-}
-
-impl<K: Key> PerLength<K> {
-    fn build(entries: &[(K, u8, u32)]) -> Self {
-        let mut all: Vec<(u8, K, usize, u32)> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, &(net, len, value))| {
-                let len = len.min(K::BITS);
-                (len, net.mask(len), i, value)
-            })
-            .collect();
-        // Longest length first; within a length by network, then input order (first wins).
-        all.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-        all.dedup_by(|next, kept| next.0 == kept.0 && next.1 == kept.1);
-        let count = all.len();
-        let mut tables: Vec<(u8, Vec<(K, u32)>)> = Vec::new();
-        for (len, net, _, value) in all {
-            match tables.last_mut() {
-                Some((l, t)) if *l == len => t.push((net, value)),
-                _ => tables.push((len, alloc::vec![(net, value)])),
-            }
-        }
-        PerLength { tables, count }
-    }
-
-    fn lookup(&self, addr: K) -> Option<u32> {
-        for (len, table) in &self.tables {
-            let key = addr.mask(*len);
-            if let Ok(i) = table.binary_search_by(|(net, _)| net.cmp(&key)) {
-                return table.get(i).map(|&(_, v)| v);
-            }
-        }
-        None
     }
 
     fn memory_bytes(&self) -> usize {
-        self.tables.capacity() * core::mem::size_of::<(u8, Vec<(K, u32)>)>()
-            + self
-                .tables
-                .iter()
-                .map(|(_, t)| t.capacity() * core::mem::size_of::<(K, u32)>())
-                .sum::<usize>()
+        self.values.capacity() * 4
     }
 }
 
-/// An immutable IPv4 longest-prefix-match table.
-#[derive(Clone, Debug, Default)]
+/// The trie, with 3-byte leaves when every code fits.
+#[derive(Clone, Debug)]
+enum Trie {
+    Narrow(Poptrie<3>),
+    Wide(Poptrie<4>),
+}
+
+impl Trie {
+    /// Builds the main trie from `main` (sorted, distinct) and one sub-trie per
+    /// escape from `subs`.
+    fn build(codes: &Codes, direct_bits: u32, main: &[Prefix], subs: &[Vec<Prefix>]) -> Trie {
+        fn build<const W: usize>(
+            codes: &Codes,
+            direct_bits: u32,
+            main: &[Prefix],
+            subs: &[Vec<Prefix>],
+        ) -> Poptrie<W> {
+            let mut b =
+                Builder::<W>::new(direct_bits, codes.escape_base(), subs.len(), codes.none());
+            b.main(main, codes.none());
+            let defaults = core::mem::take(&mut b.escape_defaults);
+            for (sub, &default) in subs.iter().zip(defaults.iter()) {
+                b.root(sub, default);
+            }
+            b.finish()
+        }
+        if codes.narrow {
+            Trie::Narrow(build::<3>(codes, direct_bits, main, subs))
+        } else {
+            Trie::Wide(build::<4>(codes, direct_bits, main, subs))
+        }
+    }
+
+    #[inline(always)]
+    fn find(&self, key: u64, none: u32) -> u32 {
+        match self {
+            Trie::Narrow(t) => t.find(key, none),
+            Trie::Wide(t) => t.find(key, none),
+        }
+    }
+
+    #[inline]
+    fn find_in_root(&self, root: usize, key: u64, none: u32) -> u32 {
+        match self {
+            Trie::Narrow(t) => t.find_in_root(root, key, none),
+            Trie::Wide(t) => t.find_in_root(root, key, none),
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        match self {
+            Trie::Narrow(t) => t.memory_bytes(),
+            Trie::Wide(t) => t.memory_bytes(),
+        }
+    }
+
+    fn shape(&self) -> (usize, usize, usize, usize) {
+        match self {
+            Trie::Narrow(t) => t.shape(),
+            Trie::Wide(t) => t.shape(),
+        }
+    }
+
+    fn leaf_bytes(&self) -> usize {
+        match self {
+            Trie::Narrow(_) => 3,
+            Trie::Wide(_) => 4,
+        }
+    }
+}
+
+/// Direct-table bits for `n` prefixes: multiples of 6 keep /24 and /48 on a node
+/// boundary.
+fn direct_bits(n: usize) -> u32 {
+    if n < 1 << 10 {
+        6
+    } else if n < 1 << 16 {
+        12
+    } else {
+        18
+    }
+}
+
+fn mask64(key: u64, len: u8) -> u64 {
+    if len == 0 {
+        0
+    } else {
+        key & (u64::MAX << (64 - u32::from(len.min(64))))
+    }
+}
+
+fn mask128(key: u128, len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        key & (u128::MAX << (128 - u32::from(len.min(128))))
+    }
+}
+
+/// An immutable IPv4 longest-prefix-match table (a Poptrie; see the module doc).
+#[derive(Clone)]
 pub struct Lpm4 {
-    inner: PerLength<u32>,
+    trie: Trie,
+    codes: Codes,
+    count: usize,
+}
+
+impl Default for Lpm4 {
+    fn default() -> Self {
+        Lpm4::build(&[])
+    }
 }
 
 impl Lpm4 {
@@ -113,39 +276,98 @@ impl Lpm4 {
     /// let t = Lpm4::build(&[(0x0a00_0000, 8, 1), (0x0a01_0000, 16, 2)]);
     /// assert_eq!(t.lookup(0x0a01_0203), Some(2));
     /// assert_eq!(t.lookup(0x0a02_0000), Some(1));
-    /// assert_eq!(t.lookup(0x0b00_0000), None);
+    /// assert_eq!(t.lookup(0x0b00_0000), None); // no prefix covers 11.0.0.0
     /// ```
     pub fn build(entries: &[(u32, u8, u32)]) -> Lpm4 {
+        // (key, len, input position): sorting puts duplicates together, first first.
+        let mut ps: Vec<(u64, u8, u32)> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, &(net, len, _))| {
+                let len = len.min(32);
+                (mask64(u64::from(net) << 32, len), len, i as u32)
+            })
+            .collect();
+        ps.sort_unstable();
+        ps.dedup_by(|next, kept| next.0 == kept.0 && next.1 == kept.1);
+        let value = |i: u32| entries.get(i as usize).map_or(0, |e| e.2);
+        let codes = Codes::new(ps.iter().map(|p| value(p.2)), 0);
+        let prefixes: Vec<Prefix> = ps
+            .iter()
+            .map(|&(key, len, i)| Prefix {
+                key,
+                len,
+                escape: false,
+                code: codes.code(value(i)),
+            })
+            .collect();
+        drop(ps);
+        let trie = Trie::build(&codes, direct_bits(prefixes.len()), &prefixes, &[]);
         Lpm4 {
-            inner: PerLength::build(entries),
+            trie,
+            codes,
+            count: prefixes.len(),
         }
     }
 
-    /// The value of the longest prefix containing `addr`.
+    /// The value of the longest prefix containing `addr`, if any.
+    ///
+    /// ```
+    /// use policy_core::lpm::Lpm4;
+    /// let t = Lpm4::build(&[(0xc633_6400, 24, 7)]); // 198.51.100.0/24
+    /// assert_eq!(t.lookup(0xc633_6407), Some(7));
+    /// assert_eq!(t.lookup(0xc633_6500), None);
+    /// ```
+    #[inline]
     pub fn lookup(&self, addr: u32) -> Option<u32> {
-        self.inner.lookup(addr)
+        let none = self.codes.none();
+        self.codes
+            .value(self.trie.find(u64::from(addr) << 32, none))
     }
 
     /// Number of distinct prefixes.
     pub fn len(&self) -> usize {
-        self.inner.count
+        self.count
     }
 
     /// True when the table holds no prefix.
     pub fn is_empty(&self) -> bool {
-        self.inner.count == 0
+        self.count == 0
     }
 
     /// Heap bytes of the compiled table.
     pub fn memory_bytes(&self) -> usize {
-        self.inner.memory_bytes()
+        self.trie.memory_bytes() + self.codes.memory_bytes()
     }
 }
 
-/// An immutable IPv6 longest-prefix-match table.
-#[derive(Clone, Debug, Default)]
+impl fmt::Debug for Lpm4 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (direct, nodes, leaves, _) = self.trie.shape();
+        f.debug_struct("Lpm4")
+            .field("prefixes", &self.count)
+            .field("direct", &direct)
+            .field("nodes", &nodes)
+            .field("leaves", &leaves)
+            .field("leaf_bytes", &self.trie.leaf_bytes())
+            .field("memory_bytes", &self.memory_bytes())
+            .finish()
+    }
+}
+
+/// An immutable IPv6 longest-prefix-match table (a Poptrie over the top 64 bits,
+/// sub-tries for prefixes longer than /64; see the module doc).
+#[derive(Clone)]
 pub struct Lpm6 {
-    inner: PerLength<u128>,
+    trie: Trie,
+    codes: Codes,
+    count: usize,
+}
+
+impl Default for Lpm6 {
+    fn default() -> Self {
+        Lpm6::build(&[])
+    }
 }
 
 impl Lpm6 {
@@ -154,82 +376,126 @@ impl Lpm6 {
     ///
     /// ```
     /// use policy_core::lpm::Lpm6;
-    /// let t = Lpm6::build(&[(0x2001_0db8 << 96, 32, 7)]);
-    /// assert_eq!(t.lookup((0x2001_0db8 << 96) | 1), Some(7));
-    /// assert_eq!(t.lookup(0x2001_0db9 << 96), None);
+    /// let net = 0x2001_0db8_u128 << 96;
+    /// let t = Lpm6::build(&[(net, 32, 7), (net | 0x1_0000 << 64, 80, 8)]);
+    /// assert_eq!(t.lookup(net | 1), Some(7));
+    /// assert_eq!(t.lookup(net | 0x1_0000 << 64 | 1), Some(8));
+    /// assert_eq!(t.lookup(0x2001_0db9 << 96), None); // outside 2001:db8::/32
     /// ```
     pub fn build(entries: &[(u128, u8, u32)]) -> Lpm6 {
+        let mut ps: Vec<(u128, u8, u32)> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, &(net, len, _))| {
+                let len = len.min(128);
+                (mask128(net, len), len, i as u32)
+            })
+            .collect();
+        ps.sort_unstable();
+        ps.dedup_by(|next, kept| next.0 == kept.0 && next.1 == kept.1);
+        let value = |i: u32| entries.get(i as usize).map_or(0, |e| e.2);
+        // Escapes: the distinct /64s of prefixes longer than /64 (sorted, so grouped).
+        let mut escapes: Vec<(u64, usize, usize)> = Vec::new(); // (/64, range in ps)
+        for (i, &(key, len, _)) in ps.iter().enumerate() {
+            if len <= 64 {
+                continue;
+            }
+            let hi = (key >> 64) as u64;
+            match escapes.last_mut() {
+                Some(last) if last.0 == hi => last.2 = i + 1,
+                _ => escapes.push((hi, i, i + 1)),
+            }
+        }
+        let codes = Codes::new(ps.iter().map(|p| value(p.2)), escapes.len());
+        let mut main: Vec<Prefix> = ps
+            .iter()
+            .filter(|p| p.1 <= 64)
+            .map(|&(key, len, i)| Prefix {
+                key: (key >> 64) as u64,
+                len,
+                escape: false,
+                code: codes.code(value(i)),
+            })
+            .collect();
+        main.extend(escapes.iter().enumerate().map(|(e, &(hi, _, _))| Prefix {
+            key: hi,
+            len: 64,
+            escape: true,
+            code: codes.escape_base() + e as u32,
+        }));
+        main.sort_unstable();
+        let subs: Vec<Vec<Prefix>> = escapes
+            .iter()
+            .map(|&(_, a, z)| {
+                ps.get(a..z)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|&(key, len, i)| Prefix {
+                        key: key as u64,
+                        len: len - 64,
+                        escape: false,
+                        code: codes.code(value(i)),
+                    })
+                    .collect()
+            })
+            .collect();
+        let trie = Trie::build(&codes, direct_bits(ps.len()), &main, &subs);
         Lpm6 {
-            inner: PerLength::build(entries),
+            trie,
+            codes,
+            count: ps.len(),
         }
     }
 
-    /// The value of the longest prefix containing `addr`.
+    /// The value of the longest prefix containing `addr`, if any.
+    ///
+    /// ```
+    /// use policy_core::lpm::Lpm6;
+    /// let t = Lpm6::build(&[(0x2001_0db8_u128 << 96, 32, 7)]);
+    /// assert_eq!(t.lookup(0x2001_0db8_0000_0000_0000_0000_0000_0001), Some(7));
+    /// assert_eq!(t.lookup(0x2001_0db9 << 96), None);
+    /// ```
+    #[inline]
     pub fn lookup(&self, addr: u128) -> Option<u32> {
-        self.inner.lookup(addr)
+        let none = self.codes.none();
+        let mut code = self.trie.find((addr >> 64) as u64, none);
+        if code > none {
+            let root = (code - none - 1) as usize;
+            code = self.trie.find_in_root(root, addr as u64, none);
+        }
+        self.codes.value(code)
     }
 
     /// Number of distinct prefixes.
     pub fn len(&self) -> usize {
-        self.inner.count
+        self.count
     }
 
     /// True when the table holds no prefix.
     pub fn is_empty(&self) -> bool {
-        self.inner.count == 0
+        self.count == 0
     }
 
     /// Heap bytes of the compiled table.
     pub fn memory_bytes(&self) -> usize {
-        self.inner.memory_bytes()
+        self.trie.memory_bytes() + self.codes.memory_bytes()
+    }
+}
+
+impl fmt::Debug for Lpm6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (direct, nodes, leaves, roots) = self.trie.shape();
+        f.debug_struct("Lpm6")
+            .field("prefixes", &self.count)
+            .field("direct", &direct)
+            .field("nodes", &nodes)
+            .field("leaves", &leaves)
+            .field("leaf_bytes", &self.trie.leaf_bytes())
+            .field("long_64s", &roots)
+            .field("memory_bytes", &self.memory_bytes())
+            .finish()
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn v4_nested_longest_wins() {
-        let t = Lpm4::build(&[
-            (0, 0, 100),
-            (0x0a00_0000, 8, 1),
-            (0x0a01_0000, 16, 2),
-            (0x0a01_0200, 24, 3),
-            (0x0a01_0203, 32, 4),
-        ]);
-        assert_eq!(t.len(), 5);
-        assert_eq!(t.lookup(0x0a01_0203), Some(4));
-        assert_eq!(t.lookup(0x0a01_0204), Some(3));
-        assert_eq!(t.lookup(0x0a01_0300), Some(2));
-        assert_eq!(t.lookup(0x0aff_ffff), Some(1));
-        assert_eq!(t.lookup(0x0b00_0000), Some(100));
-    }
-
-    #[test]
-    fn v4_duplicates_first_wins_and_host_bits_ignored() {
-        let t = Lpm4::build(&[(0x0a01_02ff, 24, 7), (0x0a01_0200, 24, 8)]);
-        assert_eq!(t.len(), 1);
-        assert_eq!(t.lookup(0x0a01_0201), Some(7));
-    }
-
-    #[test]
-    fn empty_tables_match_nothing() {
-        let t4 = Lpm4::build(&[]);
-        assert!(t4.is_empty());
-        assert_eq!(t4.lookup(0), None);
-        let t6 = Lpm6::build(&[]);
-        assert!(t6.is_empty());
-        assert_eq!(t6.lookup(u128::MAX), None);
-    }
-
-    #[test]
-    fn v6_host_route_and_default() {
-        let a = 0x2001_0db8_0000_0000_0000_0000_0000_0001u128;
-        let t = Lpm6::build(&[(0, 0, 1), (a, 128, u32::MAX), (a, 64, 5)]);
-        assert_eq!(t.lookup(a), Some(u32::MAX));
-        assert_eq!(t.lookup(a + 1), Some(5));
-        assert_eq!(t.lookup(1), Some(1));
-    }
-}
+mod tests;
