@@ -101,7 +101,9 @@ impl Harness {
             .exports()
             .any(|e| e.name() == "memory" && matches!(e.ty(), ExternType::Memory(_)))
         {
-            return Err(Error::Abi("it exports no linear memory named `memory`".into()));
+            return Err(Error::Abi(
+                "it exports no linear memory named `memory`".into(),
+            ));
         }
         if !has("proxy_on_memory_allocate") && !has("malloc") {
             return Err(Error::Abi(
@@ -212,13 +214,10 @@ impl Harness {
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(deadline);
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| Error::Trap {
-                callback: "instantiation",
-                message: describe(&e),
-            })?;
+        let instance = self.pre.instantiate(&mut store).map_err(|e| Error::Trap {
+            callback: "instantiation",
+            message: describe(&e),
+        })?;
         let memory = instance
             .get_memory(&mut store, "memory")
             .ok_or_else(|| Error::Abi("no memory export".into()))?;
@@ -226,7 +225,12 @@ impl Harness {
             Some(f) => f.typed::<i32, i32>(&store),
             None => instance.get_typed_func::<i32, i32>(&mut store, "malloc"),
         }
-        .map_err(|e| Error::Abi(format!("allocator has the wrong signature: {}", describe(&e))))?;
+        .map_err(|e| {
+            Error::Abi(format!(
+                "allocator has the wrong signature: {}",
+                describe(&e)
+            ))
+        })?;
         store.data_mut().memory = Some(memory);
         store.data_mut().alloc = Some(alloc);
         let callbacks = Callbacks::resolve(&instance, &mut store)?;
@@ -298,7 +302,7 @@ pub(crate) struct Callbacks {
     upstream_data: Option<TypedFunc<(i32, i32, i32), i32>>,
     downstream_close: Option<TypedFunc<(i32, i32), ()>>,
     upstream_close: Option<TypedFunc<(i32, i32), ()>>,
-    http_call_response: Option<TypedFunc<(i32, i32, i32, i32, i32), ()>>,
+    http_call_response: Option<TypedFunc<I32x5, ()>>,
     #[allow(dead_code)]
     foreign_function: Option<TypedFunc<(i32, i32, i32), ()>>,
     #[allow(dead_code)]
@@ -351,6 +355,9 @@ impl Callbacks {
         })
     }
 }
+
+/// `proxy_on_http_call_response`'s parameters.
+type I32x5 = (i32, i32, i32, i32, i32);
 
 /// Selects a callback from [`Callbacks`] (a tiny enum keeps `Plugin::call` generic without
 /// borrowing the callbacks and the store at once).
@@ -406,7 +413,7 @@ slots!(i32, i32 => Done: done, NewConnection: new_connection);
 slots!((i32, i32, i32), i32 => RequestHeaders: request_headers, RequestBody: request_body,
     ResponseHeaders: response_headers, ResponseBody: response_body,
     DownstreamData: downstream_data, UpstreamData: upstream_data);
-slots!((i32, i32, i32, i32, i32), () => HttpCallResponse: http_call_response);
+slots!(I32x5, () => HttpCallResponse: http_call_response);
 
 /// One running, configured instance of a plugin: its root context and everything it
 /// logged, counted and sent. Requests and connections are sent one at a time.
@@ -484,9 +491,7 @@ impl Plugin {
         } else if self.cb.start.is_some() {
             match self.call::<(), ()>("_start", Cb::Start, 0, ()) {
                 // A WASI command that ends with proc_exit(0) started fine.
-                Err(Error::Trap { message, .. })
-                    if message == "the module called proc_exit(0)" =>
-                {
+                Err(Error::Trap { message, .. }) if message == "the module called proc_exit(0)" => {
                     self.poisoned = None;
                 }
                 other => {

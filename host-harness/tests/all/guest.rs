@@ -73,7 +73,10 @@ fn refuses_a_module_that_passes_an_out_of_bounds_pointer() {
     assert!(err.to_string().contains("out-of-bounds"), "{err}");
     // The instance is refused from then on.
     assert!(plugin.is_poisoned());
-    assert!(matches!(plugin.http_request().send(), Err(Error::Poisoned(_))));
+    assert!(matches!(
+        plugin.http_request().send(),
+        Err(Error::Poisoned(_))
+    ));
 }
 
 #[test]
@@ -137,7 +140,11 @@ fn an_endless_callback_is_interrupted() {
 #[test]
 fn refuses_modules_that_are_not_proxy_wasm_plugins() {
     let not_wasm = Harness::from_binary(b"definitely not wasm");
-    assert!(matches!(not_wasm, Err(Error::Compile(_))), "{:?}", not_wasm.err());
+    assert!(
+        matches!(not_wasm, Err(Error::Compile(_))),
+        "{:?}",
+        not_wasm.err()
+    );
 
     let bare = wat::parse_str("(module (memory (export \"memory\") 1))").unwrap();
     match Harness::from_binary(&bare) {
@@ -158,7 +165,7 @@ fn refuses_modules_that_are_not_proxy_wasm_plugins() {
         other => panic!("expected an ABI error, got {:?}", other.err()),
     }
 
-    let wrong_signature = wat::parse_str(&format!(
+    let wrong_signature = wat::parse_str(format!(
         r#"(module {PRELUDE}
           (func (export "proxy_on_configure") (param i32) (result i32) (i32.const 1)))"#
     ))
@@ -325,10 +332,16 @@ fn metrics_define_increment_record_get() {
     let mut plugin = h.configure(b"").unwrap();
     for _ in 0..3 {
         let out = plugin.http_request().send().unwrap();
-        assert_eq!(out.logs[0].message, "2", "BAD_ARGUMENT for a negative counter delta");
+        assert_eq!(
+            out.logs[0].message, "2",
+            "BAD_ARGUMENT for a negative counter delta"
+        );
     }
     assert_eq!(plugin.metrics().counter("demo.requests"), Some(6));
-    assert_eq!(plugin.metrics().histogram("demo.latency"), Some(&[42, 42, 42][..]));
+    assert_eq!(
+        plugin.metrics().histogram("demo.latency"),
+        Some(&[42, 42, 42][..])
+    );
     assert_eq!(plugin.metrics().len(), 2);
 }
 
@@ -372,8 +385,14 @@ fn ticks_follow_the_virtual_clock() {
     assert_eq!(plugin.tick_period(), Some(Duration::from_millis(100)));
     let before = plugin.now();
     assert_eq!(plugin.advance(Duration::from_millis(350)).unwrap(), 3);
-    assert_eq!(plugin.logs().iter().filter(|l| l.message == "tick").count(), 3);
-    assert_eq!(plugin.now().duration_since(before).unwrap(), Duration::from_millis(350));
+    assert_eq!(
+        plugin.logs().iter().filter(|l| l.message == "tick").count(),
+        3
+    );
+    assert_eq!(
+        plugin.now().duration_since(before).unwrap(),
+        Duration::from_millis(350)
+    );
 }
 
 #[test]
@@ -392,7 +411,10 @@ fn set_envoy_filter_state_is_recorded_for_the_connection() {
     let out = plugin
         .tcp_connection("198.51.100.7:50000", "13.107.6.152:443")
         .unwrap();
-    assert_eq!(out.filter_state("envoy.tcp_proxy.cluster"), Some("maps_sea"));
+    assert_eq!(
+        out.filter_state("envoy.tcp_proxy.cluster"),
+        Some("maps_sea")
+    );
     assert_eq!(plugin.foreign_calls().len(), 1);
     assert_eq!(plugin.foreign_calls()[0].name, "set_envoy_filter_state");
 }
@@ -430,5 +452,8 @@ fn the_clock_moves_with_upstream_latency() {
         plugin.metrics().histogram("demo.upstream_ns"),
         Some(&[25_000_000][..])
     );
-    assert_eq!(plugin.now().duration_since(t0).unwrap(), Duration::from_millis(25));
+    assert_eq!(
+        plugin.now().duration_since(t0).unwrap(),
+        Duration::from_millis(25)
+    );
 }

@@ -7,6 +7,7 @@
 
 mod cli;
 mod common;
+mod engine_cli;
 mod guest;
 mod plugin;
 mod property;

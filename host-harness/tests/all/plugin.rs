@@ -16,17 +16,29 @@ fn configure(policy: &str) -> Plugin {
 }
 
 fn decision(out: &HttpOutcome) -> Value {
-    serde_json::from_str(out.header("x-maps-decision").expect("x-maps-decision header")).unwrap()
+    serde_json::from_str(
+        out.header("x-maps-decision")
+            .expect("x-maps-decision header"),
+    )
+    .unwrap()
 }
 
 #[test]
 fn golden_trace_gives_the_same_decisions_natively_and_through_the_plugin() {
     let policy = fixture("fixtures/demo/policy.json");
     let trace = String::from_utf8(fixture("fixtures/demo/trace.jsonl")).unwrap();
+    let golden = String::from_utf8(fixture("fixtures/demo/decisions.golden.jsonl")).unwrap();
     let native_engine = policy_core::load(&policy, false).expect("demo policy is valid");
     let mut plugin = PluginEngine::with_harness(&harness(), &policy).unwrap();
+    let lines: Vec<&str> = trace.lines().filter(|l| !l.trim().is_empty()).collect();
+    let golden: Vec<&str> = golden.lines().collect();
+    assert_eq!(
+        lines.len(),
+        golden.len(),
+        "one golden decision per trace line"
+    );
     let mut compared = 0;
-    for line in trace.lines() {
+    for (line, golden) in lines.iter().zip(&golden) {
         let Ok(t) = serde_json::from_str::<Value>(line) else {
             continue; // malformed lines are the CLI's business (error lines)
         };
@@ -37,12 +49,11 @@ fn golden_trace_gives_the_same_decisions_natively_and_through_the_plugin() {
         let dst = t.get("dst").and_then(Value::as_str);
         let host = t.get("host").and_then(Value::as_str);
         let d = native_engine.classifier.classify_text(src, dst, host);
-        let want: Value =
-            serde_json::from_str(&policy_core::classify::decision_line_json(src, &d)).unwrap();
-        let got = plugin.classify_trace(&t).unwrap();
-        assert_eq!(got, want, "trace line {line}");
-        // Same text, field order included.
-        assert_eq!(got.to_string(), want.to_string());
+        let native = policy_core::classify::decision_line_json(src, &d);
+        let through_plugin = plugin.classify(src, dst, host).unwrap();
+        // Same text, field order included, and both equal to the golden decision.
+        assert_eq!(through_plugin, native, "trace line {line}");
+        assert_eq!(through_plugin, *golden, "trace line {line}");
         compared += 1;
     }
     assert!(compared >= 40, "only {compared} trace lines compared");
@@ -61,7 +72,15 @@ fn decisions_are_published_as_request_headers() {
     assert_eq!(out.header("x-maps-class"), Some("maps"));
     assert_eq!(out.header("x-maps-cluster"), Some("maps_sea_chi"));
     let d = decision(&out);
-    assert_eq!(d, native(policy.as_bytes(), "20.33.1.7:50123", None, Some("outlook.office365.com")));
+    assert_eq!(
+        d,
+        native(
+            policy.as_bytes(),
+            "20.33.1.7:50123",
+            None,
+            Some("outlook.office365.com")
+        )
+    );
     assert_eq!(d["registration"], "fabrikam");
     assert_eq!(d["edge"], "sea");
     assert_eq!(d["backup"], "chi");
@@ -129,7 +148,11 @@ fn ipv4_mapped_ipv6_sources_are_their_ipv4_address() {
     };
     let v4 = classify("20.33.9.9:443");
     assert_eq!(v4["class"], "maps");
-    assert_eq!(classify("[::ffff:20.33.9.9]:443"), v4, "same class, edge and link");
+    assert_eq!(
+        classify("[::ffff:20.33.9.9]:443"),
+        v4,
+        "same class, edge and link"
+    );
     assert_eq!(classify("::ffff:20.33.9.9"), v4);
     // A Pending prefix through the mapped form too.
     assert_eq!(classify("[::ffff:20.34.0.1]:443")["class"], "unverified");
@@ -311,8 +334,10 @@ fn a_bad_configuration_is_refused_with_its_log_line() {
     for config in ["{\"version\": 1,", ""] {
         match harness().configure(config) {
             Err(Error::Rejected { logs, .. }) => {
-                assert!(logs.iter().any(|l| l.level == LogLevel::Error
-                    && l.message.starts_with("maps: policy error [")));
+                assert!(logs
+                    .iter()
+                    .any(|l| l.level == LogLevel::Error
+                        && l.message.starts_with("maps: policy error [")));
             }
             other => panic!("expected a rejection of {config:?}, got {:?}", other.err()),
         }
@@ -336,7 +361,8 @@ fn a_bad_reconfiguration_keeps_the_last_good_policy() {
     let logs = plugin.take_logs();
     assert!(logs
         .iter()
-        .any(|l| l.level == LogLevel::Error && l.message.contains("[unsupported-version] at /version")));
+        .any(|l| l.level == LogLevel::Error
+            && l.message.contains("[unsupported-version] at /version")));
     assert!(logs
         .iter()
         .any(|l| l.message == "maps: keeping the last good policy (generation 1)"));
@@ -369,7 +395,11 @@ fn a_bad_reconfiguration_keeps_the_last_good_policy() {
 #[test]
 fn metrics_are_recorded_by_class_registration_edge_and_latency() {
     let mut plugin = configure(&small_policy(FROM_SOURCE));
-    for (src, latency_ms) in [("20.33.1.7:1", 25), ("20.33.1.8:1", 40), ("23.96.1.1:1", 10)] {
+    for (src, latency_ms) in [
+        ("20.33.1.7:1", 25),
+        ("20.33.1.8:1", 40),
+        ("23.96.1.1:1", 10),
+    ] {
         plugin
             .http_request()
             .source(src)
@@ -390,10 +420,19 @@ fn metrics_are_recorded_by_class_registration_edge_and_latency() {
     assert_eq!(m.counter("maps.class.maps.requests"), Some(3));
     assert_eq!(m.counter("maps.class.unregistered.requests"), Some(1));
     assert_eq!(m.counter("maps.class.unverified.requests"), Some(1));
-    assert_eq!(m.counter("maps.registration.fabrikam.edge.sea.routed"), Some(2));
-    assert_eq!(m.counter("maps.registration.tailspin.edge.chi.routed"), Some(1));
+    assert_eq!(
+        m.counter("maps.registration.fabrikam.edge.sea.routed"),
+        Some(2)
+    );
+    assert_eq!(
+        m.counter("maps.registration.tailspin.edge.chi.routed"),
+        Some(1)
+    );
     // Latency only for the registration with a telemetry prefix.
-    assert_eq!(m.histogram("maps.registration.fabrikam.latency_ms"), Some(&[25, 40][..]));
+    assert_eq!(
+        m.histogram("maps.registration.fabrikam.latency_ms"),
+        Some(&[25, 40][..])
+    );
     assert_eq!(m.histogram("maps.registration.tailspin.latency_ms"), None);
     assert_eq!(m.counter("maps.policy.loaded"), Some(1));
 }
@@ -401,14 +440,14 @@ fn metrics_are_recorded_by_class_registration_edge_and_latency() {
 #[test]
 fn the_network_filter_chooses_the_tcp_proxy_cluster() {
     let policy = small_policy(FROM_SOURCE);
-    let mut plugin = harness()
-        .root_id("maps_tcp")
-        .configure(&policy)
-        .unwrap();
+    let mut plugin = harness().root_id("maps_tcp").configure(&policy).unwrap();
     let out = plugin
         .tcp_connection("20.33.1.7:50000", "13.107.6.152:443")
         .unwrap();
-    assert_eq!(out.filter_state("envoy.tcp_proxy.cluster"), Some("maps_sea_chi"));
+    assert_eq!(
+        out.filter_state("envoy.tcp_proxy.cluster"),
+        Some("maps_sea_chi")
+    );
     let call = plugin.foreign_calls().last().unwrap();
     assert_eq!(call.name, "set_envoy_filter_state");
     let args = SetEnvoyFilterStateArguments::decode(&call.arguments).unwrap();
@@ -419,7 +458,10 @@ fn the_network_filter_chooses_the_tcp_proxy_cluster() {
     let out = plugin
         .tcp_connection("23.96.1.1:50000", "13.107.6.153:443")
         .unwrap();
-    assert_eq!(out.filter_state("envoy.tcp_proxy.cluster"), Some("maps_chi_sea"));
+    assert_eq!(
+        out.filter_state("envoy.tcp_proxy.cluster"),
+        Some("maps_chi_sea")
+    );
 
     // Not Microsoft, or not registered: tcp_proxy keeps its configured cluster.
     let out = plugin
@@ -435,7 +477,10 @@ fn the_network_filter_chooses_the_tcp_proxy_cluster() {
     assert_eq!(m.counter("maps.class.maps.connections"), Some(2));
     assert_eq!(m.counter("maps.class.non-microsoft.connections"), Some(1));
     assert_eq!(m.counter("maps.class.unregistered.connections"), Some(1));
-    assert_eq!(m.counter("maps.registration.fabrikam.edge.sea.routed_connections"), Some(1));
+    assert_eq!(
+        m.counter("maps.registration.fabrikam.edge.sea.routed_connections"),
+        Some(1)
+    );
     assert_eq!(m.counter("maps.class.maps.requests"), None);
 }
 
