@@ -330,12 +330,18 @@ mod tests {
         assert_eq!(
             bytes,
             [
-                2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, b'a', 0, b'1', 0,
-                b'b', 0, b'2', b'2', 0
+                2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, b'a', 0, b'1', 0, b'b',
+                0, b'2', b'2', 0
             ]
         );
         let back = decode_pairs(&bytes).unwrap();
-        assert_eq!(back, vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"22".to_vec())]);
+        assert_eq!(
+            back,
+            vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"b".to_vec(), b"22".to_vec())
+            ]
+        );
         assert_eq!(decode_pairs(&[]).unwrap(), vec![]);
         assert_eq!(decode_pairs(&[0]).unwrap(), vec![]);
     }

@@ -96,7 +96,9 @@ impl Options {
             .pointer("/options/header_prefix")
             .and_then(Value::as_str)
             .map_or_else(|| "x-maps-".to_string(), str::to_ascii_lowercase);
-        let from_xff = doc.pointer("/options/client_address/from").and_then(Value::as_str)
+        let from_xff = doc
+            .pointer("/options/client_address/from")
+            .and_then(Value::as_str)
             == Some("xff");
         let trusted_hops = doc
             .pointer("/options/client_address/trusted_hops")
@@ -231,9 +233,8 @@ impl PluginEngine {
                 self.decision_header
             ))
         })?;
-        let decision: Value = serde_json::from_str(raw).map_err(|e| {
-            Error::Usage(format!("`{}` is not JSON: {e}", self.decision_header))
-        })?;
+        let decision: Value = serde_json::from_str(raw)
+            .map_err(|e| Error::Usage(format!("`{}` is not JSON: {e}", self.decision_header)))?;
         let Value::Object(fields) = decision else {
             return Err(Error::Usage(format!(
                 "`{}` is not a JSON object",

@@ -93,13 +93,18 @@ impl fmt::Display for Error {
                  (guest memory is {memory_size} bytes); module refused"
             ),
             Error::Rejected { callback, logs } => {
-                write!(f, "plugin refused its configuration ({callback} returned false)")?;
+                write!(
+                    f,
+                    "plugin refused its configuration ({callback} returned false)"
+                )?;
                 for entry in logs {
                     write!(f, "\n  {entry}")?;
                 }
                 Ok(())
             }
-            Error::Poisoned(msg) => write!(f, "plugin instance unusable after earlier error: {msg}"),
+            Error::Poisoned(msg) => {
+                write!(f, "plugin instance unusable after earlier error: {msg}")
+            }
             Error::Usage(msg) => f.write_str(msg),
         }
     }

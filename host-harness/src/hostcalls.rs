@@ -59,7 +59,12 @@ fn fault(c: &mut C<'_>, hostcall: &'static str, offset: u64, len: u64) -> HostEr
 }
 
 /// Copies `len` bytes at `ptr` out of guest memory.
-pub(crate) fn read(c: &mut C<'_>, call: &'static str, ptr: i32, len: i32) -> Result<Vec<u8>, HostErr> {
+pub(crate) fn read(
+    c: &mut C<'_>,
+    call: &'static str,
+    ptr: i32,
+    len: i32,
+) -> Result<Vec<u8>, HostErr> {
     let (p, l) = (ptr as u32 as usize, len as u32 as usize);
     let bytes = memory(c).and_then(|m| {
         p.checked_add(l)
@@ -77,7 +82,12 @@ fn read_str(c: &mut C<'_>, call: &'static str, ptr: i32, len: i32) -> Result<Str
 }
 
 /// Copies `bytes` into guest memory at `ptr`.
-pub(crate) fn write(c: &mut C<'_>, call: &'static str, ptr: u32, bytes: &[u8]) -> Result<(), HostErr> {
+pub(crate) fn write(
+    c: &mut C<'_>,
+    call: &'static str,
+    ptr: u32,
+    bytes: &[u8],
+) -> Result<(), HostErr> {
     let p = ptr as usize;
     let ok = match memory(c) {
         Some(m) => match p
@@ -216,40 +226,65 @@ fn decode_headers(bytes: &[u8]) -> Result<Headers, Status> {
 /// shadowing must be allowed (two WASI functions are replaced).
 pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     // ---- logging, clock, timer ------------------------------------------------------
-    l.func_wrap("env", "proxy_log", |mut c: C<'_>, level: i32, ptr: i32, len: i32| -> Ret {
-        let Some(level) = LogLevel::from_code(level) else {
-            return Ok(Status::BadArgument.code());
-        };
-        let msg = h!(read_str(&mut c, "proxy_log", ptr, len));
-        c.data_mut().log(level, msg);
-        Ok(0)
-    })?;
-    l.func_wrap("env", "proxy_get_log_level", |mut c: C<'_>, ret: i32| -> Ret {
-        let level = c.data().log_level as u32;
-        h!(write_u32(&mut c, "proxy_get_log_level", ret, level));
-        Ok(0)
-    })?;
-    l.func_wrap("env", "proxy_get_current_time_nanoseconds", |mut c: C<'_>, ret: i32| -> Ret {
-        let now = c.data().now_nanos;
-        h!(write_u64(&mut c, "proxy_get_current_time_nanoseconds", ret, now));
-        Ok(0)
-    })?;
-    l.func_wrap("env", "proxy_set_tick_period_milliseconds", |mut c: C<'_>, period: i32| -> Ret {
-        c.data_mut().tick_period_ms = period as u32;
-        Ok(0)
-    })?;
+    l.func_wrap(
+        "env",
+        "proxy_log",
+        |mut c: C<'_>, level: i32, ptr: i32, len: i32| -> Ret {
+            let Some(level) = LogLevel::from_code(level) else {
+                return Ok(Status::BadArgument.code());
+            };
+            let msg = h!(read_str(&mut c, "proxy_log", ptr, len));
+            c.data_mut().log(level, msg);
+            Ok(0)
+        },
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_get_log_level",
+        |mut c: C<'_>, ret: i32| -> Ret {
+            let level = c.data().log_level as u32;
+            h!(write_u32(&mut c, "proxy_get_log_level", ret, level));
+            Ok(0)
+        },
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_get_current_time_nanoseconds",
+        |mut c: C<'_>, ret: i32| -> Ret {
+            let now = c.data().now_nanos;
+            h!(write_u64(
+                &mut c,
+                "proxy_get_current_time_nanoseconds",
+                ret,
+                now
+            ));
+            Ok(0)
+        },
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_set_tick_period_milliseconds",
+        |mut c: C<'_>, period: i32| -> Ret {
+            c.data_mut().tick_period_ms = period as u32;
+            Ok(0)
+        },
+    )?;
 
     // ---- context lifecycle -------------------------------------------------------
-    l.func_wrap("env", "proxy_set_effective_context", |mut c: C<'_>, id: i32| -> Ret {
-        let id = id as u32;
-        let s = c.data_mut();
-        if id == s.root_context || s.streams.contains_key(&id) {
-            s.effective_context = id;
-            Ok(0)
-        } else {
-            Ok(Status::BadArgument.code())
-        }
-    })?;
+    l.func_wrap(
+        "env",
+        "proxy_set_effective_context",
+        |mut c: C<'_>, id: i32| -> Ret {
+            let id = id as u32;
+            let s = c.data_mut();
+            if id == s.root_context || s.streams.contains_key(&id) {
+                s.effective_context = id;
+                Ok(0)
+            } else {
+                Ok(Status::BadArgument.code())
+            }
+        },
+    )?;
     l.func_wrap("env", "proxy_done", |mut c: C<'_>| -> Ret {
         c.data_mut().done_called = true;
         Ok(0)
@@ -325,7 +360,13 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 Ok(h) => encode_pairs(h.pairs()),
                 Err(s) => return Ok(s.code()),
             };
-            h!(copy_out(&mut c, "proxy_get_header_map_pairs", &bytes, ret_ptr, ret_size));
+            h!(copy_out(
+                &mut c,
+                "proxy_get_header_map_pairs",
+                &bytes,
+                ret_ptr,
+                ret_size
+            ));
             Ok(0)
         },
     )?;
@@ -338,7 +379,12 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 Err(s) => return Ok(s.code()),
             };
             let size = u32::try_from(size).unwrap_or(u32::MAX);
-            h!(write_u32(&mut c, "proxy_get_header_map_size", ret_size, size));
+            h!(write_u32(
+                &mut c,
+                "proxy_get_header_map_size",
+                ret_size,
+                size
+            ));
             Ok(0)
         },
     )?;
@@ -450,7 +496,10 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     )?;
 
     // ---- streams -----------------------------------------------------------------
-    for (name, close) in [("proxy_continue_stream", false), ("proxy_close_stream", true)] {
+    for (name, close) in [
+        ("proxy_continue_stream", false),
+        ("proxy_close_stream", true),
+    ] {
         l.func_wrap("env", name, move |mut c: C<'_>, t: i32| -> Ret {
             let Some(t) = StreamType::from_code(t) else {
                 return Ok(Status::BadArgument.code());
@@ -547,7 +596,10 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 (Ok(h), Ok(t)) => (h, t),
                 _ => return Ok(Status::BadArgument.code()),
             };
-            if [":authority", ":method", ":path"].iter().any(|k| !headers.contains(k)) {
+            if [":authority", ":method", ":path"]
+                .iter()
+                .any(|k| !headers.contains(k))
+            {
                 return Ok(Status::BadArgument.code());
             }
             let token = c.data().next_token;
@@ -570,9 +622,20 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     l.func_wrap(
         "env",
         "proxy_grpc_call",
-        |_: C<'_>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32| -> Ret {
-            Ok(Status::Unimplemented.code())
-        },
+        |_: C<'_>,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32|
+         -> Ret { Ok(Status::Unimplemented.code()) },
     )?;
     l.func_wrap(
         "env",
@@ -581,9 +644,11 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
             Ok(Status::Unimplemented.code())
         },
     )?;
-    l.func_wrap("env", "proxy_grpc_send", |_: C<'_>, _: i32, _: i32, _: i32, _: i32| -> Ret {
-        Ok(Status::Unimplemented.code())
-    })?;
+    l.func_wrap(
+        "env",
+        "proxy_grpc_send",
+        |_: C<'_>, _: i32, _: i32, _: i32, _: i32| -> Ret { Ok(Status::Unimplemented.code()) },
+    )?;
     l.func_wrap("env", "proxy_grpc_cancel", |_: C<'_>, _: i32| -> Ret {
         Ok(Status::NotFound.code())
     })?;
@@ -684,7 +749,13 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 },
                 None => return Ok(Status::NotFound.code()),
             };
-            h!(copy_out(&mut c, "proxy_dequeue_shared_queue", &value, ret_ptr, ret_size));
+            h!(copy_out(
+                &mut c,
+                "proxy_dequeue_shared_queue",
+                &value,
+                ret_ptr,
+                ret_size
+            ));
             Ok(0)
         },
     )?;
@@ -704,50 +775,62 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
             Ok(0)
         },
     )?;
-    l.func_wrap("env", "proxy_get_metric", |mut c: C<'_>, id: i32, ret: i32| -> Ret {
-        let value = match c.data_mut().metrics.by_id(id as u32) {
-            Some(m) if m.kind == MetricKind::Histogram => return Ok(Status::BadArgument.code()),
-            Some(m) => m.value,
-            None => return Ok(Status::NotFound.code()),
-        };
-        h!(write_u64(&mut c, "proxy_get_metric", ret, value));
-        Ok(0)
-    })?;
-    l.func_wrap("env", "proxy_record_metric", |mut c: C<'_>, id: i32, value: i64| -> Ret {
-        let Some(m) = c.data_mut().metrics.by_id(id as u32) else {
-            return Ok(Status::NotFound.code());
-        };
-        let value = value as u64;
-        match m.kind {
-            MetricKind::Counter | MetricKind::Gauge => m.value = value,
-            MetricKind::Histogram => {
-                m.samples.push(value);
-                m.value = m.samples.len() as u64;
+    l.func_wrap(
+        "env",
+        "proxy_get_metric",
+        |mut c: C<'_>, id: i32, ret: i32| -> Ret {
+            let value = match c.data_mut().metrics.by_id(id as u32) {
+                Some(m) if m.kind == MetricKind::Histogram => return Ok(Status::BadArgument.code()),
+                Some(m) => m.value,
+                None => return Ok(Status::NotFound.code()),
+            };
+            h!(write_u64(&mut c, "proxy_get_metric", ret, value));
+            Ok(0)
+        },
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_record_metric",
+        |mut c: C<'_>, id: i32, value: i64| -> Ret {
+            let Some(m) = c.data_mut().metrics.by_id(id as u32) else {
+                return Ok(Status::NotFound.code());
+            };
+            let value = value as u64;
+            match m.kind {
+                MetricKind::Counter | MetricKind::Gauge => m.value = value,
+                MetricKind::Histogram => {
+                    m.samples.push(value);
+                    m.value = m.samples.len() as u64;
+                }
             }
-        }
-        Ok(0)
-    })?;
-    l.func_wrap("env", "proxy_increment_metric", |mut c: C<'_>, id: i32, delta: i64| -> Ret {
-        let Some(m) = c.data_mut().metrics.by_id(id as u32) else {
-            return Ok(Status::NotFound.code());
-        };
-        match m.kind {
-            MetricKind::Counter if delta < 0 => Ok(Status::BadArgument.code()),
-            MetricKind::Counter => {
-                m.value = m.value.saturating_add(delta as u64);
-                Ok(0)
+            Ok(0)
+        },
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_increment_metric",
+        |mut c: C<'_>, id: i32, delta: i64| -> Ret {
+            let Some(m) = c.data_mut().metrics.by_id(id as u32) else {
+                return Ok(Status::NotFound.code());
+            };
+            match m.kind {
+                MetricKind::Counter if delta < 0 => Ok(Status::BadArgument.code()),
+                MetricKind::Counter => {
+                    m.value = m.value.saturating_add(delta as u64);
+                    Ok(0)
+                }
+                MetricKind::Gauge => {
+                    m.value = if delta < 0 {
+                        m.value.saturating_sub(delta.unsigned_abs())
+                    } else {
+                        m.value.saturating_add(delta as u64)
+                    };
+                    Ok(0)
+                }
+                MetricKind::Histogram => Ok(Status::BadArgument.code()),
             }
-            MetricKind::Gauge => {
-                m.value = if delta < 0 {
-                    m.value.saturating_sub(delta.unsigned_abs())
-                } else {
-                    m.value.saturating_add(delta as u64)
-                };
-                Ok(0)
-            }
-            MetricKind::Histogram => Ok(Status::BadArgument.code()),
-        }
-    })?;
+        },
+    )?;
 
     // ---- foreign functions -------------------------------------------------------
     l.func_wrap(

@@ -83,7 +83,11 @@ impl<'p> HttpRequest<'p> {
         set_address(&mut properties, "destination", "127.0.0.1:10000");
         HttpRequest {
             plugin,
-            headers: Headers::from_pairs(&[(":method", "GET"), (":scheme", "https"), (":path", "/")]),
+            headers: Headers::from_pairs(&[
+                (":method", "GET"),
+                (":scheme", "https"),
+                (":path", "/"),
+            ]),
             body: Vec::new(),
             trailers: Headers::new(),
             properties,

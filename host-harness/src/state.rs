@@ -25,7 +25,11 @@ pub struct LogEntry {
 
 impl fmt::Display for LogEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{}] [ctx {}] {}", self.level, self.context_id, self.message)
+        write!(
+            f,
+            "[{}] [ctx {}] {}",
+            self.level, self.context_id, self.message
+        )
     }
 }
 
@@ -108,7 +112,8 @@ impl Headers {
 
     /// Appends an entry.
     pub fn add(&mut self, name: &str, value: &[u8]) {
-        self.entries.push((name.to_ascii_lowercase(), value.to_vec()));
+        self.entries
+            .push((name.to_ascii_lowercase(), value.to_vec()));
     }
 
     /// Replaces every value of `name` by one (adds it when absent).

@@ -83,7 +83,10 @@ impl<'p> TcpConnection<'p> {
             .map_or(Action::Continue, Action::from_code);
         let mut forwarded_down = Vec::new();
         let mut forwarded_up = Vec::new();
-        for (chunks, which, upstream_side) in [(downstream, Cb::DownstreamData, false), (upstream, Cb::UpstreamData, true)] {
+        for (chunks, which, upstream_side) in [
+            (downstream, Cb::DownstreamData, false),
+            (upstream, Cb::UpstreamData, true),
+        ] {
             let count = chunks.len();
             for (i, chunk) in chunks.into_iter().enumerate() {
                 let len = chunk.len() as i32;

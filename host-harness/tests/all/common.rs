@@ -30,7 +30,9 @@ pub fn harness() -> Harness {
 
 /// A fixture file, by path relative to the workspace root.
 pub fn fixture(rel: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -67,7 +69,12 @@ pub fn small_policy(options: &str) -> String {
 pub const FROM_SOURCE: &str = r#"{}"#;
 
 /// The native decision line for a flow, as JSON.
-pub fn native(policy: &[u8], src: &str, dst: Option<&str>, host: Option<&str>) -> serde_json::Value {
+pub fn native(
+    policy: &[u8],
+    src: &str,
+    dst: Option<&str>,
+    host: Option<&str>,
+) -> serde_json::Value {
     let engine = policy_core::load(policy, false).expect("valid policy");
     let d = engine.classifier.classify_text(src, dst, host);
     serde_json::from_str(&policy_core::classify::decision_line_json(src, &d)).unwrap()

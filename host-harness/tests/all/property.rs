@@ -10,21 +10,45 @@ use crate::common::harness;
 
 /// A random registration: (lat, lon, prefixes as (second octet, third octet, length,
 /// state, telemetry), pinned primary, pinned backup).
-type Reg = (f64, f64, Vec<(u8, u8, u8, usize, bool)>, Option<usize>, Option<usize>);
+type Reg = (
+    f64,
+    f64,
+    Vec<(u8, u8, u8, usize, bool)>,
+    Option<usize>,
+    Option<usize>,
+);
 
-const STATES: [&str; 7] = ["None", "Invalid", "Verified", "Failed", "Pending", "Warning", "Unknown"];
+const STATES: [&str; 7] = [
+    "None", "Invalid", "Verified", "Failed", "Pending", "Warning", "Unknown",
+];
 
 fn net(a: u8, b: u8, len: u8) -> String {
     // Inside 20.0.0.0/8 (public), host bits cleared.
     let addr = u32::from_be_bytes([20, a, b, 0]);
-    let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+    let mask = if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len))
+    };
     let n = std::net::Ipv4Addr::from(addr & mask);
     format!("{n}/{len}")
 }
 
 fn arb_policy() -> impl Strategy<Value = String> {
-    let edge = (-60.0f64..70.0, -180.0f64..180.0, 1usize..3, any::<bool>(), any::<bool>());
-    let prefix = (any::<u8>(), any::<u8>(), 12u8..=24, 0usize..7, any::<bool>());
+    let edge = (
+        -60.0f64..70.0,
+        -180.0f64..180.0,
+        1usize..3,
+        any::<bool>(),
+        any::<bool>(),
+    );
+    let prefix = (
+        any::<u8>(),
+        any::<u8>(),
+        12u8..=24,
+        0usize..7,
+        any::<bool>(),
+    );
     let reg = (
         -60.0f64..70.0,
         -180.0f64..180.0,
@@ -54,8 +78,10 @@ fn build_policy(
         .enumerate()
         .map(|(i, (lat, lon, links, drained, link_drained))| {
             let links: Vec<Value> = (0..*links)
-                .map(|l| json!({"id": format!("e{i}-{l}"), "router": format!("r{i}-{l}"),
-                                "drained": *link_drained && l == 0}))
+                .map(|l| {
+                    json!({"id": format!("e{i}-{l}"), "router": format!("r{i}-{l}"),
+                                "drained": *link_drained && l == 0})
+                })
                 .collect();
             json!({"id": format!("e{i}"), "lat": lat, "lon": lon, "links": links,
                    "drained": *drained && i > 0})
@@ -70,9 +96,9 @@ fn build_policy(
                 .iter()
                 .filter_map(|(a, b, len, state, telemetry)| {
                     let p = net(*a, *b, *len);
-                    seen.insert(p.clone()).then(|| {
-                        json!({"prefix": p, "state": STATES[*state], "telemetry": telemetry})
-                    })
+                    seen.insert(p.clone()).then(
+                        || json!({"prefix": p, "state": STATES[*state], "telemetry": telemetry}),
+                    )
                 })
                 .collect();
             let mut reg = json!({"id": format!("reg{r}"), "lat": lat, "lon": lon,

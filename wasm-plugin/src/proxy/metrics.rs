@@ -53,7 +53,11 @@ impl Metrics {
 
     /// A request (or, with `connection`, a TCP connection) of class `class`.
     pub fn decided(&self, class: &str, connection: bool) {
-        let field = if connection { "connections" } else { "requests" };
+        let field = if connection {
+            "connections"
+        } else {
+            "requests"
+        };
         self.bump(format!("maps.class.{class}.{field}"));
     }
 

@@ -55,7 +55,9 @@ impl Filter {
         }
         if let Some(cluster) = policy_core::cluster::decision_cluster(&decision) {
             let args = set_filter_state_args(TCP_PROXY_CLUSTER, &cluster);
-            if let Err(status) = hostcalls::call_foreign_function("set_envoy_filter_state", Some(&args)) {
+            if let Err(status) =
+                hostcalls::call_foreign_function("set_envoy_filter_state", Some(&args))
+            {
                 log(
                     LogLevel::Error,
                     &format!(
