@@ -13,7 +13,7 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
 use crate::lpm::{Lpm4, Lpm6};
-use crate::policy::{Policy, PrefixState};
+use crate::policy::{Policy, PrefixState, PrefixValue};
 use crate::select::{self, Candidate};
 
 /// The classes of SPEC §3, in the order the rules apply.
@@ -105,15 +105,6 @@ pub fn parse_address(text: &str) -> Option<IpAddr> {
     None
 }
 
-/// What a registered prefix compiles to.
-#[derive(Debug, Clone)]
-struct PrefixRec {
-    net: IpNet,
-    registration: u32,
-    state: PrefixState,
-    eligible: bool,
-}
-
 #[derive(Debug, Clone)]
 struct RegPlan {
     /// Candidate edges in order (first = edge).
@@ -127,13 +118,17 @@ struct EdgeLinks {
     usable: Vec<(usize, u64)>,
 }
 
+/// The network of `len` bits containing `addr`.
+fn truncate(addr: IpAddr, len: u8) -> Option<IpNet> {
+    IpNet::new(addr, len).ok().map(|n| n.trunc())
+}
+
 /// The compiled, read-only classifier.
 #[derive(Debug, Clone)]
 pub struct Classifier {
     policy: Policy,
     reg4: Lpm4,
     reg6: Lpm6,
-    prefixes: Vec<PrefixRec>,
     dst4: Lpm4,
     dst6: Lpm6,
     all_destinations: bool,
@@ -147,23 +142,13 @@ fn v6_bits(a: Ipv6Addr) -> u128 {
 
 impl Classifier {
     /// Compiles a validated policy. Cannot fail.
-    pub fn new(policy: Policy) -> Classifier {
-        let mut prefixes = Vec::with_capacity(policy.prefixes.len());
-        let mut e4 = Vec::new();
-        let mut e6 = Vec::new();
-        for p in &policy.prefixes {
-            let idx = prefixes.len() as u32;
-            prefixes.push(PrefixRec {
-                net: p.net,
-                registration: p.registration as u32,
-                state: p.state,
-                eligible: policy.is_eligible(p.state),
-            });
-            match p.net {
-                IpNet::V4(n) => e4.push((u32::from(n.network()), n.prefix_len(), idx)),
-                IpNet::V6(n) => e6.push((v6_bits(n.network()), n.prefix_len(), idx)),
-            }
-        }
+    pub fn new(mut policy: Policy) -> Classifier {
+        // The tables are built from the policy's entries, which are then dropped:
+        // the compiled tables are all that is kept of a large prefix list.
+        let reg4 = Lpm4::build(&policy.v4);
+        let reg6 = Lpm6::build(&policy.v6);
+        policy.v4 = Vec::new();
+        policy.v6 = Vec::new();
         let mut d4 = Vec::new();
         let mut d6 = Vec::new();
         for (net, dest) in &policy.dest_prefixes {
@@ -180,10 +165,7 @@ impl Classifier {
         let plans = (0..doc.registrations.len())
             .map(|r| RegPlan {
                 order: select::edge_order(&policy, r),
-                telemetry: policy
-                    .prefixes
-                    .iter()
-                    .any(|p| p.registration == r && p.telemetry),
+                telemetry: policy.has_telemetry(r),
             })
             .collect();
         let edges = doc
@@ -200,11 +182,10 @@ impl Classifier {
             })
             .collect();
         Classifier {
-            reg4: Lpm4::build(&e4),
-            reg6: Lpm6::build(&e6),
+            reg4,
+            reg6,
             dst4: Lpm4::build(&d4),
             dst6: Lpm6::build(&d6),
-            prefixes,
             all_destinations,
             plans,
             edges,
@@ -223,7 +204,6 @@ impl Classifier {
             + self.reg6.memory_bytes()
             + self.dst4.memory_bytes()
             + self.dst6.memory_bytes()
-            + self.prefixes.capacity() * core::mem::size_of::<PrefixRec>()
     }
 
     /// Classifies text input, as in a trace line (SPEC §5). A source that is not an
@@ -239,23 +219,22 @@ impl Classifier {
     /// Classifies a source address with an optional destination address and host.
     pub fn classify(&self, src: IpAddr, dst: Option<IpAddr>, host: Option<&str>) -> Decision<'_> {
         let src = canonical(src);
-        let Some(pidx) = self.registered(src) else {
+        let Some(value) = self.registered(src) else {
             return Decision::empty(self, Class::Unregistered);
         };
-        let Some(rec) = self.prefixes.get(pidx as usize) else {
-            return Decision::empty(self, Class::Unregistered);
-        };
+        let value = PrefixValue(value);
         let mut d = Decision::empty(self, Class::Unverified);
-        d.prefix = Some(pidx);
-        d.registration = Some(rec.registration);
-        if !rec.eligible {
+        d.prefix = truncate(src, value.len());
+        d.state = Some(value.state());
+        d.registration = Some(value.registration() as u32);
+        if !self.policy.is_eligible(value.state()) {
             return d;
         }
         if !self.is_microsoft(dst, host) {
             d.class = Class::NonMicrosoft;
             return d;
         }
-        let Some(plan) = self.plans.get(rec.registration as usize) else {
+        let Some(plan) = self.plans.get(value.registration()) else {
             d.class = Class::NoEdge;
             return d;
         };
@@ -269,7 +248,7 @@ impl Classifier {
         d
     }
 
-    /// Index of the most specific registered prefix containing `src`.
+    /// The value of the most specific registered prefix containing `src`.
     fn registered(&self, src: IpAddr) -> Option<u32> {
         match src {
             IpAddr::V4(a) => self.reg4.lookup(u32::from(a)),
@@ -379,7 +358,8 @@ pub struct Decision<'a> {
     c: &'a Classifier,
     class: Class,
     registration: Option<u32>,
-    prefix: Option<u32>,
+    prefix: Option<IpNet>,
+    state: Option<PrefixState>,
     order: &'a [Candidate],
     link: Option<u16>,
 }
@@ -391,6 +371,7 @@ impl<'a> Decision<'a> {
             class,
             registration: None,
             prefix: None,
+            state: None,
             order: &[],
             link: None,
         }
@@ -419,12 +400,12 @@ impl<'a> Decision<'a> {
 
     /// The most specific registered prefix that matched.
     pub fn prefix(&self) -> Option<IpNet> {
-        self.c.prefixes.get(self.prefix? as usize).map(|p| p.net)
+        self.prefix
     }
 
     /// The matched prefix's state.
     pub fn state(&self) -> Option<PrefixState> {
-        self.c.prefixes.get(self.prefix? as usize).map(|p| p.state)
+        self.state
     }
 
     fn edge_id(&self, i: usize) -> Option<&'a str> {

@@ -29,6 +29,7 @@
 //! | [`diag`] | [`Diagnostic`], [`Code`], [`Report`], [`Summary`] |
 //! | [`locations`] | built-in Azure Peering Service locations with coordinates |
 //! | [`lpm`] | compiled longest-prefix-match tables |
+//! | [`packed`] | the compact encoding of large prefix tables (`prefix_table`) |
 //! | [`select`] | cold-potato edge order, haversine, rendezvous link choice |
 //! | [`classify`] | the [`Classifier`] and its [`Decision`] |
 //! | [`explain`] | a person-readable account of one decision |
@@ -68,6 +69,7 @@ pub mod explain;
 pub mod locations;
 pub mod lpm;
 pub mod model;
+pub mod packed;
 pub mod parse;
 pub mod policy;
 pub mod select;

@@ -62,6 +62,41 @@ impl PrefixState {
     pub(crate) const fn bit(self) -> u8 {
         1 << (self as u8)
     }
+
+    pub(crate) const fn index(self) -> u32 {
+        self as u32
+    }
+}
+
+/// Most registrations a policy may have: the LPM tables carry the registration
+/// index in 21 bits of their value.
+pub const MAX_REGISTRATIONS: usize = 1 << 21;
+
+/// What an LPM table stores for a registered prefix: registration index (21 bits),
+/// state (3 bits) and prefix length (8 bits). The matched prefix is the source
+/// truncated to that length, so no per-prefix record is kept beside the tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct PrefixValue(pub(crate) u32);
+
+impl PrefixValue {
+    pub(crate) fn new(registration: usize, state: PrefixState, len: u8) -> Self {
+        PrefixValue(((registration as u32) << 11) | (state.index() << 8) | u32::from(len))
+    }
+
+    pub(crate) fn registration(self) -> usize {
+        (self.0 >> 11) as usize
+    }
+
+    pub(crate) fn state(self) -> PrefixState {
+        PrefixState::ALL
+            .get(((self.0 >> 8) & 7) as usize)
+            .copied()
+            .unwrap_or(PrefixState::Unknown)
+    }
+
+    pub(crate) fn len(self) -> u8 {
+        (self.0 & 0xff) as u8
+    }
 }
 
 impl fmt::Display for PrefixState {
@@ -114,7 +149,14 @@ pub struct Policy {
     pub(crate) sites: Vec<Site>,
     pub(crate) primary: Vec<Option<usize>>,
     pub(crate) backup: Vec<Backup>,
+    /// The prefixes listed in the JSON document (not those of `prefix_table`).
     pub(crate) prefixes: Vec<RegisteredPrefix>,
+    /// Every registered prefix (JSON and packed) as LPM entries (network, length,
+    /// [`PrefixValue`]); the classifier takes them.
+    pub(crate) v4: Vec<(u32, u8, u32)>,
+    pub(crate) v6: Vec<(u128, u8, u32)>,
+    /// Whether each registration has a telemetry prefix.
+    pub(crate) telemetry: Vec<bool>,
     pub(crate) dest_prefixes: Vec<(IpNet, usize)>,
     /// Normalised exact domains, with their destination index.
     pub(crate) dest_exact: Vec<(String, usize)>,
@@ -134,9 +176,20 @@ impl Policy {
         self.sites.get(registration).copied()
     }
 
-    /// Every registered prefix, resolved, in document order.
+    /// The registered prefixes listed in the JSON document, resolved, in document
+    /// order (those of a packed `prefix_table` are not listed here).
     pub fn registered_prefixes(&self) -> &[RegisteredPrefix] {
         &self.prefixes
+    }
+
+    /// Number of registered prefixes (JSON and packed).
+    pub fn prefix_count(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// Whether registration `i` has a prefix with telemetry (latency reporting).
+    pub fn has_telemetry(&self, registration: usize) -> bool {
+        self.telemetry.get(registration).copied().unwrap_or(false)
     }
 
     /// Whether `state` makes traffic eligible for MAPS under this policy.

@@ -14,8 +14,11 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use crate::diag::{Code, Diagnostic, Report, Summary, TELEMETRY_USD_PER_PREFIX};
 use crate::locations;
 use crate::model::PolicyDocument;
+use crate::packed;
 use crate::parse;
-use crate::policy::{Backup, Policy, PrefixState, RegisteredPrefix, Site};
+use crate::policy::{
+    Backup, Policy, PrefixState, PrefixValue, RegisteredPrefix, Site, MAX_REGISTRATIONS,
+};
 use crate::text::{closest, pointer};
 
 /// The outcome of validating a document: the report, and the policy when it loads.
@@ -63,7 +66,10 @@ pub fn sort_by_position(diags: &mut [Diagnostic]) {
 /// Validates a parsed document. Returns the diagnostics (default severities, no line
 /// numbers), the summary, and the policy when no diagnostic is an error.
 pub fn check_document(doc: PolicyDocument) -> (Vec<Diagnostic>, Summary, Option<Policy>) {
-    let mut v = Checker { diags: Vec::new() };
+    let mut v = Checker {
+        diags: Vec::new(),
+        per_code: BTreeMap::new(),
+    };
     let out = v.run(doc);
     let errors = v
         .diags
@@ -75,6 +81,138 @@ pub fn check_document(doc: PolicyDocument) -> (Vec<Diagnostic>, Summary, Option<
 
 struct Checker {
     diags: Vec<Diagnostic>,
+    per_code: BTreeMap<Code, usize>,
+}
+
+/// At most this many diagnostics of one code come from prefixes (JSON or packed).
+pub const MAX_PER_CODE: usize = 100;
+
+/// Marks a packed record number in an entry's origin.
+const PACKED: u32 = 1 << 31;
+
+/// Registered prefixes being collected: (network, length, value, origin). The origin
+/// is the index in the registration's `prefixes`, or `PACKED | record number`.
+#[derive(Default)]
+struct Table {
+    v4: Vec<(u32, u8, u32, u32)>,
+    v6: Vec<(u128, u8, u32, u32)>,
+}
+
+impl Table {
+    fn add(&mut self, net: IpNet, reg: usize, state: PrefixState, origin: u32) {
+        let value = PrefixValue::new(reg, state, net.prefix_len()).0;
+        match net {
+            IpNet::V4(n) => self
+                .v4
+                .push((u32::from(n.network()), n.prefix_len(), value, origin)),
+            IpNet::V6(n) => self
+                .v6
+                .push((u128::from(n.network()), n.prefix_len(), value, origin)),
+        }
+    }
+}
+
+/// A duplicate (`outer: None`) or a nesting found by [`sweep`].
+struct Finding {
+    net: IpNet,
+    reg: usize,
+    origin: u32,
+    outer: Option<IpNet>,
+    outer_reg: usize,
+    outer_origin: u32,
+}
+
+/// Address keys of either family.
+trait Key: Copy + Ord + core::ops::BitAnd<Output = Self> + core::ops::Not<Output = Self> {
+    const BITS: u8;
+    const ONES: Self;
+    fn shr(self, n: u8) -> Self;
+    fn net(self, len: u8) -> IpNet;
+    /// The network mask of a prefix length.
+    fn mask(len: u8) -> Self {
+        if len == 0 {
+            !Self::ONES
+        } else {
+            !Self::ONES.shr(len)
+        }
+    }
+}
+
+impl Key for u32 {
+    const BITS: u8 = 32;
+    const ONES: u32 = u32::MAX;
+    fn shr(self, n: u8) -> Self {
+        self.checked_shr(u32::from(n)).unwrap_or(0)
+    }
+    fn net(self, len: u8) -> IpNet {
+        Ipv4Net::new(Ipv4Addr::from(self), len.min(32))
+            .map_or(IpNet::V4(Ipv4Net::default()), IpNet::V4)
+    }
+}
+
+impl Key for u128 {
+    const BITS: u8 = 128;
+    const ONES: u128 = u128::MAX;
+    fn shr(self, n: u8) -> Self {
+        self.checked_shr(u32::from(n)).unwrap_or(0)
+    }
+    fn net(self, len: u8) -> IpNet {
+        Ipv6Net::new(Ipv6Addr::from(self), len.min(128))
+            .map_or(IpNet::V6(Ipv6Net::default()), IpNet::V6)
+    }
+}
+
+/// Sorts the entries, finds duplicates and cross-registration nestings with one
+/// stack sweep, and returns the entries without duplicates (first one kept).
+fn sweep<K: Key>(
+    mut entries: Vec<(K, u8, u32, u32)>,
+    found: &mut Vec<Finding>,
+) -> Vec<(K, u8, u32)> {
+    // A covering prefix sorts before what it covers; equal prefixes by origin order
+    // (JSON before packed, earlier before later).
+    entries.sort_unstable_by_key(|a| (a.0, a.1, a.2 >> 11, a.3));
+    let mut out: Vec<(K, u8, u32)> = Vec::with_capacity(entries.len());
+    let mut stack: Vec<(K, u8, u32, u32)> = Vec::new();
+    let _ = K::BITS;
+    for (key, len, value, origin) in entries {
+        while stack
+            .last()
+            .is_some_and(|&(k, l, _, _)| !(l <= len && key & K::mask(l) == k))
+        {
+            stack.pop();
+        }
+        let reg = PrefixValue(value).registration();
+        if let Some(&(k, l, v, o)) = stack.last() {
+            if k == key && l == len {
+                found.push(Finding {
+                    net: key.net(len),
+                    reg,
+                    origin,
+                    outer: None,
+                    outer_reg: PrefixValue(v).registration(),
+                    outer_origin: o,
+                });
+                continue;
+            }
+        }
+        if let Some(&(k, l, v, o)) = stack
+            .iter()
+            .rev()
+            .find(|(_, _, v, _)| PrefixValue(*v).registration() != reg)
+        {
+            found.push(Finding {
+                net: key.net(len),
+                reg,
+                origin,
+                outer: Some(k.net(l)),
+                outer_reg: PrefixValue(v).registration(),
+                outer_origin: o,
+            });
+        }
+        stack.push((key, len, value, origin));
+        out.push((key, len, value));
+    }
+    out
 }
 
 const STATE_NAMES: [&str; 7] = [
@@ -337,7 +475,9 @@ impl Checker {
         let mut primary = Vec::with_capacity(doc.registrations.len());
         let mut backup = Vec::with_capacity(doc.registrations.len());
         let mut prefixes: Vec<RegisteredPrefix> = Vec::new();
-        let mut seen_prefixes: BTreeMap<IpNet, String> = BTreeMap::new();
+        let mut table = Table::default();
+        let mut telemetry = alloc::vec![false; doc.registrations.len()];
+        let mut reg_eligible = alloc::vec![false; doc.registrations.len()];
         let mut summary = Summary {
             edges: doc.edges.len(),
             usable_edges,
@@ -481,15 +621,13 @@ impl Checker {
                 Some(id) => resolve(self, "backup_edge", id).map_or(Backup::Unpinned, Backup::Edge),
             });
             // Prefixes.
-            let mut any_eligible = false;
             for (j, p) in r.prefixes.iter().enumerate() {
                 let pbase = format!("{base}/prefixes/{j}");
                 let state = self.state(&p.state, &pointer(&pbase, &["state"]));
-                let net = self.registered_prefix(
-                    &p.prefix,
-                    p.key.is_some(),
-                    &pointer(&pbase, &["prefix"]),
-                );
+                let ppath = pointer(&pbase, &["prefix"]);
+                let net = self
+                    .prefix_syntax(&p.prefix, &ppath)
+                    .filter(|net| self.registered_net(*net, p.key.is_some(), &ppath, ""));
                 summary.prefixes += 1;
                 *summary
                     .prefixes_by_state
@@ -497,45 +635,117 @@ impl Checker {
                     .or_default() += 1;
                 if p.telemetry {
                     summary.telemetry_prefixes += 1;
+                    if let Some(t) = telemetry.get_mut(i) {
+                        *t = true;
+                    }
                 }
                 if let Some(st) = state {
                     if eligible & st.bit() != 0 {
-                        any_eligible = true;
+                        if let Some(e) = reg_eligible.get_mut(i) {
+                            *e = true;
+                        }
                         summary.eligible_prefixes += 1;
                     }
                 }
-                let Some(net) = net else { continue };
                 match net {
-                    IpNet::V4(_) => summary.ipv4_prefixes += 1,
-                    IpNet::V6(_) => summary.ipv6_prefixes += 1,
+                    Some(IpNet::V4(_)) => summary.ipv4_prefixes += 1,
+                    Some(IpNet::V6(_)) => summary.ipv6_prefixes += 1,
+                    None => {}
                 }
-                if let Some(first) = seen_prefixes.get(&net) {
-                    self.push(
-                        Diagnostic::new(
-                            Code::DuplicatePrefix,
-                            pointer(&pbase, &["prefix"]),
-                            format!("prefix {net} is already registered at {first}"),
-                        )
-                        .with_help("register each prefix once"),
-                    );
+                let (Some(net), Some(st)) = (net, state) else {
                     continue;
-                }
-                seen_prefixes.insert(net, pointer(&pbase, &["prefix"]));
-                if let Some(st) = state {
-                    prefixes.push(RegisteredPrefix {
-                        registration: i,
-                        index: j,
-                        net,
-                        state: st,
-                        telemetry: p.telemetry,
-                    });
+                };
+                table.add(net, i, st, j as u32);
+                prefixes.push(RegisteredPrefix {
+                    registration: i,
+                    index: j,
+                    net,
+                    state: st,
+                    telemetry: p.telemetry,
+                });
+            }
+        }
+        if doc.registrations.len() > MAX_REGISTRATIONS {
+            self.push(Diagnostic::new(
+                Code::BadValue,
+                "/registrations",
+                format!(
+                    "{} registrations; at most {MAX_REGISTRATIONS} are supported",
+                    doc.registrations.len()
+                ),
+            ));
+        }
+        // Packed prefixes (`mapsctl pack`), checked like the JSON ones.
+        if let Some(text) = &doc.prefix_table {
+            match packed::decode_text(text) {
+                Err(e) => self.push(
+                    Diagnostic::new(Code::BadValue, "/prefix_table", format!("{e}"))
+                        .with_help("re-create the table with `mapsctl pack`"),
+                ),
+                Ok(bytes) => {
+                    for (n, rec) in packed::records(&bytes).enumerate() {
+                        let rec = match rec {
+                            Ok(r) => r,
+                            Err(e) => {
+                                self.push(
+                                    Diagnostic::new(
+                                        Code::BadValue,
+                                        "/prefix_table",
+                                        format!("{e}"),
+                                    )
+                                    .with_help("re-create the table with `mapsctl pack`"),
+                                );
+                                break;
+                            }
+                        };
+                        let reg = rec.registration as usize;
+                        let label = format!("record {n}: ");
+                        if reg >= doc.registrations.len() {
+                            self.push_capped(Diagnostic::new(
+                                Code::BadValue,
+                                "/prefix_table",
+                                format!(
+                                    "{label}{} names registration {reg}, but there are {}",
+                                    rec.net,
+                                    doc.registrations.len()
+                                ),
+                            ));
+                            continue;
+                        }
+                        summary.prefixes += 1;
+                        *summary
+                            .prefixes_by_state
+                            .entry(String::from(rec.state.as_str()))
+                            .or_default() += 1;
+                        if rec.telemetry {
+                            summary.telemetry_prefixes += 1;
+                            if let Some(t) = telemetry.get_mut(reg) {
+                                *t = true;
+                            }
+                        }
+                        if eligible & rec.state.bit() != 0 {
+                            if let Some(e) = reg_eligible.get_mut(reg) {
+                                *e = true;
+                            }
+                            summary.eligible_prefixes += 1;
+                        }
+                        if self.registered_net(rec.net, rec.has_key, "/prefix_table", &label) {
+                            match rec.net {
+                                IpNet::V4(_) => summary.ipv4_prefixes += 1,
+                                IpNet::V6(_) => summary.ipv6_prefixes += 1,
+                            }
+                            table.add(rec.net, reg, rec.state, PACKED | n as u32);
+                        }
+                    }
                 }
             }
-            if !any_eligible {
-                self.push(
+        }
+        for (i, r) in doc.registrations.iter().enumerate() {
+            if !reg_eligible.get(i).copied().unwrap_or(false) {
+                self.push_capped(
                     Diagnostic::new(
                         Code::NoEligiblePrefix,
-                        base.clone(),
+                        format!("/registrations/{i}"),
                         format!(
                             "registration `{}` has no prefix in an eligible state ({}): none of its traffic is MAPS",
                             r.id,
@@ -547,7 +757,7 @@ impl Checker {
             }
         }
         summary.telemetry_cost_usd = summary.telemetry_prefixes as u64 * TELEMETRY_USD_PER_PREFIX;
-        self.overlaps(&prefixes, &doc);
+        let (v4, v6) = self.duplicates_and_overlaps(table, &doc);
 
         // ---- destinations ----
         let mut dest_prefixes = Vec::new();
@@ -624,6 +834,9 @@ impl Checker {
             primary,
             backup,
             prefixes,
+            v4,
+            v6,
+            telemetry,
             dest_prefixes,
             dest_exact,
             dest_wild,
@@ -667,51 +880,42 @@ impl Checker {
         Some(net)
     }
 
-    /// A registered prefix: syntax, public, length, documentation, IPv6, long IPv4.
-    fn registered_prefix(&mut self, text: &str, has_key: bool, path: &str) -> Option<IpNet> {
-        let net = self.prefix_syntax(text, path)?;
+    /// The checks of a registered prefix beyond its syntax: public, length (errors,
+    /// false), documentation range, IPv6, long IPv4 without key (warnings). `label`
+    /// prefixes messages (a packed record's number).
+    fn registered_net(&mut self, net: IpNet, has_key: bool, path: &str, label: &str) -> bool {
         if let Some(what) = non_public(&net) {
-            self.push(
+            self.push_capped(
                 Diagnostic::new(
                     Code::NonPublicPrefix,
                     path,
-                    format!("{net} is {what}, not public address space"),
+                    format!("{label}{net} is {what}, not public address space"),
                 )
                 .with_help("MAPS carries traffic from public prefixes only: register the public prefix your customer announces"),
             );
-            return None;
+            return false;
         }
-        match net {
-            IpNet::V4(n) if n.prefix_len() < 8 => {
-                self.push(
-                    Diagnostic::new(
-                        Code::PrefixTooShort,
-                        path,
-                        format!("{net} is shorter than /8"),
-                    )
-                    .with_help("register the customer's own, more specific prefixes"),
-                );
-                return None;
-            }
-            IpNet::V6(n) if n.prefix_len() < 16 => {
-                self.push(
-                    Diagnostic::new(
-                        Code::PrefixTooShort,
-                        path,
-                        format!("{net} is shorter than /16"),
-                    )
-                    .with_help("register the customer's own, more specific prefixes"),
-                );
-                return None;
-            }
-            _ => {}
+        let short = match net {
+            IpNet::V4(n) => (n.prefix_len() < 8).then_some("/8"),
+            IpNet::V6(n) => (n.prefix_len() < 16).then_some("/16"),
+        };
+        if let Some(min) = short {
+            self.push_capped(
+                Diagnostic::new(
+                    Code::PrefixTooShort,
+                    path,
+                    format!("{label}{net} is shorter than {min}"),
+                )
+                .with_help("register the customer's own, more specific prefixes"),
+            );
+            return false;
         }
         if let Some(rfc) = documentation(&net) {
-            self.push(
+            self.push_capped(
                 Diagnostic::new(
                     Code::DocumentationPrefix,
                     path,
-                    format!("{net} is a documentation range ({rfc})"),
+                    format!("{label}{net} is a documentation range ({rfc})"),
                 )
                 .with_help(
                     "fine for examples; a real registration needs the customer's public prefix",
@@ -719,75 +923,93 @@ impl Checker {
             );
         }
         match net {
-            IpNet::V6(_) => self.push(
+            IpNet::V6(_) => self.push_capped(
                 Diagnostic::new(
                     Code::Ipv6Prefix,
                     path,
-                    format!(
-                        "{net} is IPv6: Azure Peering Service accepts IPv4 prefixes only today"
-                    ),
+                    format!("{label}{net} is IPv6: Azure Peering Service accepts IPv4 prefixes only today"),
                 )
                 .with_help("it is classified here, but Azure will not register it yet"),
             ),
-            IpNet::V4(n) if n.prefix_len() > 24 && !has_key => self.push(
+            IpNet::V4(n) if n.prefix_len() > 24 && !has_key => self.push_capped(
                 Diagnostic::new(
                     Code::LongPrefixWithoutKey,
                     path,
-                    format!("{net} is longer than /24 and has no prefix `key`"),
+                    format!("{label}{net} is longer than /24 and has no prefix `key`"),
                 )
-                .with_help(
-                    "prefixes longer than /24 need a partner-registered peering service prefix key",
-                ),
+                .with_help("prefixes longer than /24 need a partner-registered peering service prefix key"),
             ),
             _ => {}
         }
-        Some(net)
+        true
     }
 
-    /// Warns for each registered prefix nested in another registration's prefix.
-    fn overlaps(&mut self, prefixes: &[RegisteredPrefix], doc: &PolicyDocument) {
-        let mut order: Vec<&RegisteredPrefix> = prefixes.iter().collect();
-        // Sort so that a covering prefix comes before everything it covers.
-        order.sort_by(|a, b| match (a.net, b.net) {
-            (IpNet::V4(x), IpNet::V4(y)) => x
-                .network()
-                .cmp(&y.network())
-                .then(x.prefix_len().cmp(&y.prefix_len())),
-            (IpNet::V6(x), IpNet::V6(y)) => x
-                .network()
-                .cmp(&y.network())
-                .then(x.prefix_len().cmp(&y.prefix_len())),
-            (IpNet::V4(_), IpNet::V6(_)) => core::cmp::Ordering::Less,
-            (IpNet::V6(_), IpNet::V4(_)) => core::cmp::Ordering::Greater,
-        });
-        let mut stack: Vec<&RegisteredPrefix> = Vec::new();
-        for p in order {
-            while stack.last().is_some_and(|top| !top.net.contains(&p.net)) {
-                stack.pop();
-            }
-            if let Some(outer) = stack
-                .iter()
-                .rev()
-                .find(|o| o.registration != p.registration)
-            {
-                let reg = |i: usize| doc.registrations.get(i).map_or("", |r| r.id.as_str());
-                self.push(
-                    Diagnostic::new(
-                        Code::OverlappingPrefix,
-                        format!("/registrations/{}/prefixes/{}/prefix", p.registration, p.index),
-                        format!(
-                            "{} of `{}` is inside {} of `{}`",
-                            p.net,
-                            reg(p.registration),
-                            outer.net,
-                            reg(outer.registration)
-                        ),
-                    )
-                    .with_help("Azure refuses overlapping registrations; here the more specific prefix wins"),
-                );
-            }
-            stack.push(p);
+    /// One diagnostic, unless [`MAX_PER_CODE`] of its code were already reported:
+    /// a million-prefix table must not print a million warnings.
+    fn push_capped(&mut self, d: Diagnostic) {
+        let n = self.per_code.entry(d.code).or_insert(0);
+        *n += 1;
+        if *n <= MAX_PER_CODE {
+            self.diags.push(d);
         }
+    }
+
+    /// Reports duplicate prefixes (errors) and prefixes nested in another
+    /// registration's prefix (warnings); returns the LPM entries without duplicates.
+    #[allow(clippy::type_complexity)]
+    fn duplicates_and_overlaps(
+        &mut self,
+        table: Table,
+        doc: &PolicyDocument,
+    ) -> (Vec<(u32, u8, u32)>, Vec<(u128, u8, u32)>) {
+        let mut found = Vec::new();
+        let v4 = sweep(table.v4, &mut found);
+        let v6 = sweep(table.v6, &mut found);
+        let reg = |i: usize| doc.registrations.get(i).map_or("", |r| r.id.as_str());
+        let place = |reg: usize, origin: u32| {
+            if origin & PACKED != 0 {
+                format!("/prefix_table record {}", origin & !PACKED)
+            } else {
+                format!("/registrations/{reg}/prefixes/{origin}/prefix")
+            }
+        };
+        for f in found {
+            let (code, message, help) = match f.outer {
+                None => (
+                    Code::DuplicatePrefix,
+                    format!(
+                        "prefix {} is already registered at {}",
+                        f.net,
+                        place(f.outer_reg, f.outer_origin)
+                    ),
+                    "register each prefix once",
+                ),
+                Some(outer) => (
+                    Code::OverlappingPrefix,
+                    format!(
+                        "{} of `{}` is inside {} of `{}`",
+                        f.net,
+                        reg(f.reg),
+                        outer,
+                        reg(f.outer_reg)
+                    ),
+                    "Azure refuses overlapping registrations; here the more specific prefix wins",
+                ),
+            };
+            let (path, message) = if f.origin & PACKED != 0 {
+                (
+                    String::from("/prefix_table"),
+                    format!("record {}: {message}", f.origin & !PACKED),
+                )
+            } else {
+                (
+                    format!("/registrations/{}/prefixes/{}/prefix", f.reg, f.origin),
+                    message,
+                )
+            };
+            self.push_capped(Diagnostic::new(code, path, message).with_help(help));
+        }
+        (v4, v6)
     }
 }
 

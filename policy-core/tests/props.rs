@@ -336,3 +336,108 @@ fn rendezvous_moves_only_the_drained_links_clients() {
         assert!((800..1200).contains(&n), "{link} got {n} of 3000 clients");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_packed_policy_decides_exactly_as_its_json_form(
+        spec in spec_strategy(),
+        queries in prop::collection::vec((addr_strategy(), prop::option::of(addr_strategy())), 1..30),
+    ) {
+        let bytes = serde_json::to_vec(&to_policy(&spec)).unwrap();
+        let v = policy_core::validate(&bytes, false);
+        prop_assume!(v.report.valid);
+        let packed = serde_json::to_vec(&policy_core::packed::pack_policy(v.policy.as_ref().unwrap())).unwrap();
+        let p = policy_core::validate(&packed, false);
+        prop_assert!(p.report.valid, "{}", p.report);
+        prop_assert_eq!(&p.report.summary, &v.report.summary);
+        let (a, b) = (policy_core::Classifier::new(v.policy.unwrap()), policy_core::Classifier::new(p.policy.unwrap()));
+        for (src, dst) in queries {
+            let (x, y) = (a.classify(src, dst, Some("ms.example")), b.classify(src, dst, Some("ms.example")));
+            prop_assert_eq!(serde_json::to_string(&x).unwrap(), serde_json::to_string(&y).unwrap());
+        }
+    }
+}
+
+#[test]
+fn packed_tables_report_problems_per_record_and_cap_floods() {
+    use policy_core::packed::{encode, Record};
+    use policy_core::PrefixState;
+    let mut recs: Vec<Record> = (0..500u32)
+        .map(|i| Record {
+            registration: 0,
+            state: PrefixState::Verified,
+            telemetry: false,
+            has_key: false,
+            net: format!("2a01:{:x}::/32", 0x100 + i).parse().unwrap(),
+        })
+        .collect();
+    recs.push(Record {
+        registration: 0,
+        state: PrefixState::Verified,
+        telemetry: false,
+        has_key: false,
+        net: "10.0.0.0/8".parse().unwrap(),
+    });
+    recs.push(Record {
+        registration: 0,
+        state: PrefixState::Verified,
+        telemetry: false,
+        has_key: false,
+        net: "2a01:100::/32".parse().unwrap(),
+    });
+    recs.push(Record {
+        registration: 9,
+        state: PrefixState::Verified,
+        telemetry: false,
+        has_key: false,
+        net: "20.0.0.0/8".parse().unwrap(),
+    });
+    let doc = json!({"version": 1, "registrations": [{"id": "r", "location": "Texas"}], "prefix_table": encode(&recs)});
+    let v = policy_core::validate(&serde_json::to_vec(&doc).unwrap(), false);
+    let count = |code: &str| {
+        v.report
+            .diagnostics
+            .iter()
+            .filter(|d| d.code.as_str() == code)
+            .count()
+    };
+    assert_eq!(
+        count("ipv6-prefix"),
+        policy_core::validate::MAX_PER_CODE,
+        "500 IPv6 warnings are capped"
+    );
+    let np = v
+        .report
+        .diagnostics
+        .iter()
+        .find(|d| d.code.as_str() == "non-public-prefix")
+        .unwrap();
+    assert_eq!(np.path, "/prefix_table");
+    assert!(
+        np.message.starts_with("record 500: 10.0.0.0/8"),
+        "{}",
+        np.message
+    );
+    let dup = v
+        .report
+        .diagnostics
+        .iter()
+        .find(|d| d.code.as_str() == "duplicate-prefix")
+        .unwrap();
+    assert!(
+        dup.message.contains("record 501") && dup.message.contains("/prefix_table record 0"),
+        "{}",
+        dup.message
+    );
+    assert!(v
+        .report
+        .diagnostics
+        .iter()
+        .any(|d| d.message.contains("names registration 9")));
+    assert!(!v.report.valid);
+    let bad = json!({"version": 1, "prefix_table": "bm90IGEgdGFibGU="});
+    let v = policy_core::validate(&serde_json::to_vec(&bad).unwrap(), false);
+    assert_eq!(v.report.diagnostics[0].path, "/prefix_table");
+}
