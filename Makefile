@@ -66,7 +66,7 @@ lint: setup-rust
 test-rust: setup-rust plugin
 	$(CARGO) test --workspace
 
-test: lint lint-plugin wasm-core test-rust
+test: lint lint-plugin wasm-core test-rust test-web
 
 ## ---- golden files ---------------------------------------------------------------
 # Regenerate every golden file under fixtures/ from the current build. Review the diff.
@@ -77,3 +77,57 @@ golden: mapsctl
 demo: build
 	$(MAPSCTL) validate $(DEMO_POLICY)
 	$(MAPSCTL) classify --policy $(DEMO_POLICY) --trace fixtures/demo/trace.jsonl
+
+## ---- web: the browser and Node module, the static page (issue 5) -----------------
+# wasm-bindgen's CLI must be exactly the version of the `wasm-bindgen` crate.
+WASM_BINDGEN_VERSION := 0.2.130
+WASM_BINDGEN := wasm-bindgen
+WEB_WASM := $(TARGET)/wasm32-unknown-unknown/release/maps_plugin.wasm
+WEB_PKG := packages/maps-policy-web
+NODE_PKG := packages/maps-policy-node
+# The page as served: web/site + the web package + the demo policy (build output).
+SITE := $(TARGET)/web
+WEB_HOST := 127.0.0.1
+WEB_PORT ?= 8080
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: wasm-bindgen-cli web-pkg web-site web web-npm chromium test-web
+
+# Idempotent: installs only when `wasm-bindgen --version` is not exactly ours. The
+# `--locked` build can fail when a locked dependency is missing from the registry;
+# the second try resolves afresh (same wasm-bindgen-cli version either way).
+wasm-bindgen-cli:
+	@$(WASM_BINDGEN) --version 2>/dev/null | grep -qx 'wasm-bindgen $(WASM_BINDGEN_VERSION)' \
+	  || $(CARGO) install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --locked \
+	  || $(CARGO) install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+
+# The wasm-bindgen module (release), bound for the web (ES module) and for Node (CommonJS).
+web-pkg: setup-rust wasm-bindgen-cli
+	$(CARGO) build -p wasm-plugin --release --target wasm32-unknown-unknown --features web
+	$(WASM_BINDGEN) --target web --out-dir $(WEB_PKG) --out-name maps_policy $(WEB_WASM)
+	$(WASM_BINDGEN) --target nodejs --out-dir $(NODE_PKG) --out-name maps_policy $(WEB_WASM)
+	@echo "wasm: $$(stat -c %s $(WEB_PKG)/maps_policy_bg.wasm) bytes ($$(gzip -9c $(WEB_PKG)/maps_policy_bg.wasm | wc -c) gzipped)"
+
+web-site: web-pkg
+	rm -rf $(SITE)
+	mkdir -p $(SITE)/pkg
+	cp web/site/index.html web/site/app.js web/site/style.css web/site/world.js $(SITE)/
+	cp $(WEB_PKG)/maps_policy.js $(WEB_PKG)/maps_policy_bg.wasm $(SITE)/pkg/
+	cp $(DEMO_POLICY) $(SITE)/demo-policy.json
+
+# Serves the page on 127.0.0.1 until interrupted (WEB_PORT=... to change the port).
+web: web-site
+	@echo "MAPS policy page: http://$(WEB_HOST):$(WEB_PORT)/   (serving $(SITE); Ctrl-C stops)"
+	python3 -m http.server --bind $(WEB_HOST) --directory $(SITE) $(WEB_PORT)
+
+# playwright-core and world-atlas from npm, exactly as package-lock.json says.
+web-npm:
+	@cd web && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
+
+# Debian's Chromium for the browser test (never a browser download of a test tool's own).
+chromium:
+	@[ -x $(CHROMIUM) ] || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+test-web: web-site web-npm chromium
+	$(CARGO) clippy -p wasm-plugin --features web --target wasm32-unknown-unknown -- -D warnings
+	cd web && node --test test/

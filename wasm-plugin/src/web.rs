@@ -1,0 +1,618 @@
+//! The browser and Node module (feature `web`, target `wasm32-unknown-unknown`).
+//!
+//! A thin translation between JavaScript and `policy-core`: strings and option
+//! objects in, plain JS objects out (serialised with serde-wasm-bindgen's
+//! JSON-compatible serializer, so every value is exactly what the JSON outputs of
+//! `mapsctl` hold). No decision is made here.
+//!
+//! ```text
+//!   validate(policy, {strict})          ─▶ policy_core::validate   ─▶ Report
+//!   new PolicyEngine(policy, {strict})  ─▶ policy_core::load       ─▶ Engine | Error{report}
+//!     .classify(src, {dst, host})       ─▶ Classifier::classify_text ─▶ DecisionLine
+//!     .classifyTrace(jsonLines)         ─▶ trace::decide_line      ─▶ decision JSON Lines
+//!     .explain(src, {dst, host})        ─▶ Classifier::explain     ─▶ Explanation + text
+//!     .edges(registrationId)            ─▶ Classifier::candidates  ─▶ Candidate[]
+//!     .map()                            ─▶ Policy (document, sites, candidates)
+//! ```
+//!
+//! Errors: a bad option object or an unknown registration id throws a JS `Error`
+//! with a message; an invalid policy throws an `Error` named `PolicyError` whose
+//! `report` property is the validation report. Nothing panics on any input.
+//!
+//! The TypeScript types of the generated `.d.ts` are written by hand below
+//! (`TS_TYPES`) and attached to each export with `unchecked_return_type` /
+//! `unchecked_param_type`; they mirror the serde shapes of `policy-core` exactly.
+
+use policy_core::explain::Explanation;
+use policy_core::select::Reason;
+use policy_core::{Classifier, DecisionLine, Engine, Report, Summary};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** Options of `validate` and of the `PolicyEngine` constructor. */
+export interface ValidateOptions {
+  /** Treat the MAPS-readiness warnings as errors (`mapsctl validate --strict`). */
+  strict?: boolean;
+}
+
+/** Destination of a flow, for `classify` and `explain`. */
+export interface FlowOptions {
+  /** Destination address (IPv4 or IPv6 text). */
+  dst?: string | null;
+  /** Destination host name (case-insensitive, trailing dot and port ignored). */
+  host?: string | null;
+}
+
+export type Severity = "error" | "warning";
+
+export type DiagnosticCode =
+  | "not-utf8" | "empty-document" | "bad-json" | "unsupported-version"
+  | "unknown-field" | "missing-field" | "wrong-type" | "bad-value"
+  | "malformed-prefix" | "host-bits-set" | "non-public-prefix" | "prefix-too-short"
+  | "duplicate-edge-id" | "duplicate-link-id" | "duplicate-registration-id"
+  | "duplicate-prefix" | "unknown-edge" | "coordinate-out-of-range"
+  | "unknown-location" | "missing-location" | "unknown-state" | "malformed-domain"
+  | "bad-header-prefix" | "malformed-address"
+  | "no-local-redundancy" | "no-geo-redundancy" | "link-capacity"
+  | "overlapping-prefix" | "ipv6-prefix" | "long-prefix-without-key"
+  | "documentation-prefix" | "no-eligible-prefix" | "pinned-edge-drained"
+  | "duplicate-destination";
+
+/** One problem found in a policy document (SPEC §6). */
+export interface Diagnostic {
+  code: DiagnosticCode;
+  severity: Severity;
+  /** JSON Pointer (RFC 6901) to the offending value; `""` is the whole document. */
+  path: string;
+  message: string;
+  /** How to fix it, when the fix is mechanical. */
+  help?: string;
+  /** 1-based line of the offending value, when known. */
+  line?: number;
+  /** 1-based column (in characters) of the offending value, when known. */
+  column?: number;
+}
+
+/** Counts of a policy's contents. */
+export interface Summary {
+  edges: number;
+  usable_edges: number;
+  links: number;
+  registrations: number;
+  prefixes: number;
+  /** Registered prefixes by Azure `prefixValidationState`. */
+  prefixes_by_state: Record<string, number>;
+  ipv4_prefixes: number;
+  ipv6_prefixes: number;
+  eligible_prefixes: number;
+  telemetry_prefixes: number;
+  /** Telemetry at the published rate of $15 per prefix, in US dollars. */
+  telemetry_cost_usd: number;
+  destination_prefixes: number;
+  destination_domains: number;
+}
+
+/** The validation report (SPEC §6): every problem at once. */
+export interface Report {
+  /** True when there is no error (warnings allowed). */
+  valid: boolean;
+  /** True when warnings were promoted to errors. */
+  strict: boolean;
+  errors: number;
+  warnings: number;
+  diagnostics: Diagnostic[];
+  /** Present when the document could be read. */
+  summary?: Summary;
+}
+
+/** The `Error` thrown by `new PolicyEngine(...)` for an invalid policy. */
+export interface PolicyError extends Error {
+  name: "PolicyError";
+  report: Report;
+}
+
+export type DecisionClass =
+  | "invalid-source" | "unregistered" | "unverified" | "non-microsoft" | "no-edge" | "maps";
+
+/** A decision line (SPEC §5): the fields that apply to the class. */
+export type Decision =
+  | { src: string; class: "invalid-source" | "unregistered" }
+  | { src: string; class: "unverified" | "non-microsoft" | "no-edge"; registration: string; prefix: string }
+  | {
+      src: string;
+      class: "maps";
+      registration: string;
+      prefix: string;
+      edge: string;
+      link: string;
+      backup: string | null;
+      failover: string[];
+      /** Distance to `edge`, rounded to 0.1 km. */
+      distance_km: number;
+    };
+
+/** A registered prefix that contains the source. */
+export interface PrefixMatch {
+  prefix: string;
+  registration: string;
+  customer?: string;
+  state: string;
+  eligible: boolean;
+  telemetry: boolean;
+}
+
+export type EdgeWhy =
+  | "pinned-primary" | "pinned-backup" | "nearest"
+  | "drained" | "no-usable-link" | "after-none-backup";
+
+/** One edge as the matched registration sees it; candidates first, in order. */
+export interface EdgeView {
+  edge: string;
+  metro?: string;
+  provider?: string;
+  /** 1 = chosen; `null` when the edge is not a candidate. */
+  position: number | null;
+  rank: number | null;
+  /** km, rounded to 0.001. */
+  distance_km: number | null;
+  why: EdgeWhy;
+}
+
+/** A person-readable account of one decision. */
+export interface Explanation {
+  src: string;
+  /** The source as understood (IPv4-mapped IPv6 shown as IPv4). */
+  address: string | null;
+  class: DecisionClass;
+  matched: PrefixMatch | null;
+  also_inside: PrefixMatch[];
+  eligible_states: string[];
+  dst: string | null;
+  host: string | null;
+  /** How the destination matched Microsoft's address space, in words. */
+  destination: string;
+  /** Customer site: latitude, longitude, and where it came from. */
+  site: [number, number, string] | null;
+  edges: EdgeView[];
+  edge: string | null;
+  link: string | null;
+  backup: string | null;
+  failover: string[];
+  /** Why the decision came out this way, in one sentence. */
+  why: string;
+  /** The whole explanation as text, as `mapsctl explain` prints it. */
+  text: string;
+}
+
+export type CandidateReason = "pinned-primary" | "pinned-backup" | "nearest";
+
+/** One candidate edge of a registration, in order (first = the edge used). */
+export interface Candidate {
+  edge: string;
+  /** Index of the edge in the document's `edges`. */
+  index: number;
+  metro?: string;
+  provider?: string;
+  /** Provider rank (index in the registration's `providers`). */
+  rank: number;
+  /** km, rounded to 0.001. */
+  distance_km: number;
+  reason: CandidateReason;
+}
+
+/** An edge site, for drawing. */
+export interface MapEdge {
+  id: string;
+  metro?: string;
+  provider?: string;
+  lat: number;
+  lon: number;
+  drained: boolean;
+  /** Not drained and with at least one usable link. */
+  usable: boolean;
+  links: number;
+  usable_links: number;
+}
+
+/** A registration's customer site and the edges it uses, for drawing. */
+export interface MapRegistration {
+  id: string;
+  customer?: string;
+  location?: string;
+  lat: number;
+  lon: number;
+  /** True when the coordinates come from the built-in location table. */
+  from_location: boolean;
+  /** The edge its traffic uses (first candidate), if any. */
+  primary: string | null;
+  /** Where it fails over to (second candidate), if any. */
+  backup: string | null;
+  pinned_primary?: string;
+  /** A pinned backup edge id, or `"None"`. */
+  pinned_backup?: string;
+  prefixes: number;
+  eligible_prefixes: number;
+  telemetry: boolean;
+}
+
+export interface MapData {
+  edges: MapEdge[];
+  registrations: MapRegistration[];
+}
+"#;
+
+/// Options of `validate` and of the `PolicyEngine` constructor.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ValidateOptions {
+    strict: Option<bool>,
+}
+
+/// Destination of a flow.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FlowOptions {
+    dst: Option<String>,
+    host: Option<String>,
+}
+
+/// Reads an optional options object: `undefined` and `null` give the defaults; a key
+/// outside `known` is an error (a misspelt option must not be silently ignored).
+fn options<T: Default + for<'de> Deserialize<'de>>(
+    value: Option<JsValue>,
+    what: &str,
+    known: &[&str],
+) -> Result<T, JsError> {
+    let Some(v) = value.filter(|v| !v.is_undefined() && !v.is_null()) else {
+        return Ok(T::default());
+    };
+    if !v.is_object() || js_sys::Array::is_array(&v) {
+        return Err(JsError::new(&format!("{what}: expected an object")));
+    }
+    for key in js_sys::Object::keys(v.unchecked_ref::<js_sys::Object>()).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !known.contains(&key.as_str()) {
+            return Err(JsError::new(&format!(
+                "{what}: unknown option `{key}` (expected {})",
+                known.join(", ")
+            )));
+        }
+    }
+    serde_wasm_bindgen::from_value(v).map_err(|e| {
+        let text = e.to_string();
+        JsError::new(&format!("{what}: {}", text.trim_start_matches("Error: ")))
+    })
+}
+
+const VALIDATE_OPTIONS: &[&str] = &["strict"];
+const FLOW_OPTIONS: &[&str] = &["dst", "host"];
+
+/// The policy as bytes: a string (UTF-16, converted to UTF-8) or a `Uint8Array` (a
+/// Node `Buffer` is one), passed through untouched so that non-UTF-8 input is
+/// reported as such.
+fn policy_bytes(value: &JsValue) -> Result<Vec<u8>, JsError> {
+    if let Some(text) = value.as_string() {
+        return Ok(text.into_bytes());
+    }
+    if let Some(bytes) = value.dyn_ref::<js_sys::Uint8Array>() {
+        return Ok(bytes.to_vec());
+    }
+    Err(JsError::new("the policy must be a string or a Uint8Array"))
+}
+
+/// Serialises to a plain JS value, exactly as the JSON outputs would hold it:
+/// maps as objects, `None` as `null`.
+fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| JsError::new(&format!("cannot convert to JS: {e}")))
+}
+
+/// Validates a policy document (SPEC §6) and returns the report: every problem at
+/// once, with the summary when the document could be read. Never throws for a bad
+/// policy (only for a bad options object).
+#[wasm_bindgen(unchecked_return_type = "Report")]
+pub fn validate(
+    #[wasm_bindgen(js_name = "policy", unchecked_param_type = "string | Uint8Array")]
+    policy: JsValue,
+    #[wasm_bindgen(js_name = "options", unchecked_optional_param_type = "ValidateOptions")]
+    options_value: Option<JsValue>,
+) -> Result<JsValue, JsError> {
+    let opts: ValidateOptions = options(options_value, "validate options", VALIDATE_OPTIONS)?;
+    let bytes = policy_bytes(&policy)?;
+    let v = policy_core::validate(&bytes, opts.strict.unwrap_or(false));
+    to_js(&v.report)
+}
+
+/// The version of this module (the workspace version).
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// The `Error` thrown for an invalid policy: named `PolicyError`, with the report.
+fn policy_error(report: &Report) -> JsValue {
+    let first = report
+        .errors()
+        .next()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let message = format!(
+        "invalid policy: {} error{}{}{}",
+        report.errors,
+        if report.errors == 1 { "" } else { "s" },
+        if first.is_empty() { "" } else { "; first: " },
+        first
+    );
+    let err = js_sys::Error::new(&message);
+    err.set_name("PolicyError");
+    let report_js = to_js(report).unwrap_or(JsValue::NULL);
+    // Setting a property on a fresh Error object cannot fail; if it did, the Error
+    // would still carry the message.
+    let _ = js_sys::Reflect::set(&err, &JsValue::from_str("report"), &report_js);
+    err.into()
+}
+
+/// A loaded policy: the compiled classifier of `policy-core`.
+#[wasm_bindgen]
+pub struct PolicyEngine {
+    engine: Engine,
+}
+
+/// A candidate edge, for JS.
+#[derive(Serialize)]
+struct CandidateView<'a> {
+    edge: &'a str,
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metro: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<&'a str>,
+    rank: usize,
+    distance_km: f64,
+    reason: Reason,
+}
+
+#[derive(Serialize)]
+struct ExplanationView<'a> {
+    #[serde(flatten)]
+    explanation: &'a Explanation,
+    text: String,
+}
+
+#[derive(Serialize)]
+struct MapEdge<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metro: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<&'a str>,
+    lat: f64,
+    lon: f64,
+    drained: bool,
+    usable: bool,
+    links: usize,
+    usable_links: usize,
+}
+
+#[derive(Serialize)]
+struct MapRegistration<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    location: Option<&'a str>,
+    lat: f64,
+    lon: f64,
+    from_location: bool,
+    primary: Option<&'a str>,
+    backup: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pinned_primary: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pinned_backup: Option<&'a str>,
+    prefixes: usize,
+    eligible_prefixes: usize,
+    telemetry: bool,
+}
+
+#[derive(Serialize)]
+struct MapData<'a> {
+    edges: Vec<MapEdge<'a>>,
+    registrations: Vec<MapRegistration<'a>>,
+}
+
+impl PolicyEngine {
+    fn classifier(&self) -> &Classifier {
+        &self.engine.classifier
+    }
+
+    fn edge_id(&self, index: usize) -> Option<&str> {
+        let doc = self.classifier().policy().document();
+        doc.edges.get(index).map(|e| e.id.as_str())
+    }
+}
+
+#[wasm_bindgen]
+impl PolicyEngine {
+    /// Validates and compiles a policy. Throws a `PolicyError` (an `Error` whose
+    /// `report` property is the validation report) when the policy has errors.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(js_name = "policy", unchecked_param_type = "string | Uint8Array")]
+        policy: JsValue,
+        #[wasm_bindgen(js_name = "options", unchecked_optional_param_type = "ValidateOptions")]
+        options_value: Option<JsValue>,
+    ) -> Result<PolicyEngine, JsValue> {
+        let opts: ValidateOptions =
+            options(options_value, "PolicyEngine options", VALIDATE_OPTIONS)?;
+        let bytes = policy_bytes(&policy)?;
+        match policy_core::load(&bytes, opts.strict.unwrap_or(false)) {
+            Ok(engine) => Ok(PolicyEngine { engine }),
+            Err(report) => Err(policy_error(&report)),
+        }
+    }
+
+    /// The validation report of the loaded policy (valid; may carry warnings).
+    #[wasm_bindgen(getter, unchecked_return_type = "Report")]
+    pub fn report(&self) -> Result<JsValue, JsError> {
+        to_js(&self.engine.report)
+    }
+
+    /// The policy's summary (counts, telemetry cost).
+    #[wasm_bindgen(getter, unchecked_return_type = "Summary")]
+    pub fn summary(&self) -> Result<JsValue, JsError> {
+        // A loaded policy was read, so validation always produced its summary.
+        match &self.engine.report.summary {
+            Some(s) => to_js(s),
+            None => to_js(&Summary::default()),
+        }
+    }
+
+    /// The decision for a flow from `src` (SPEC §3–§5), as a decision line.
+    #[wasm_bindgen(unchecked_return_type = "Decision")]
+    pub fn classify(
+        &self,
+        src: &str,
+        #[wasm_bindgen(js_name = "flow", unchecked_optional_param_type = "FlowOptions")]
+        flow: Option<JsValue>,
+    ) -> Result<JsValue, JsError> {
+        let f: FlowOptions = options(flow, "classify options", FLOW_OPTIONS)?;
+        let d = self
+            .classifier()
+            .classify_text(src, f.dst.as_deref(), f.host.as_deref());
+        to_js(&DecisionLine { src, decision: &d })
+    }
+
+    /// Classifies a whole trace, exactly as `mapsctl classify` does: trace JSON Lines
+    /// in (SPEC §5), one decision line out per non-blank line, in order, each ending
+    /// in a newline; a malformed line gives `{"line": N, "error": "..."}`.
+    #[wasm_bindgen(js_name = "classifyTrace")]
+    pub fn classify_trace(
+        &self,
+        #[wasm_bindgen(js_name = "traceText")] trace_text: &str,
+    ) -> String {
+        let mut out = String::with_capacity(trace_text.len().saturating_mul(2));
+        for (i, line) in trace_text.split('\n').enumerate() {
+            let text = line.trim_ascii();
+            if text.is_empty() {
+                continue;
+            }
+            let n = u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1);
+            policy_core::trace::decide_line(self.classifier(), n, text, &mut out);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Explains the decision for a flow: matched prefixes, destination match, every
+    /// edge with distance and rank, and why; `text` is the printed form.
+    #[wasm_bindgen(unchecked_return_type = "Explanation")]
+    pub fn explain(
+        &self,
+        src: &str,
+        #[wasm_bindgen(js_name = "flow", unchecked_optional_param_type = "FlowOptions")]
+        flow: Option<JsValue>,
+    ) -> Result<JsValue, JsError> {
+        let f: FlowOptions = options(flow, "explain options", FLOW_OPTIONS)?;
+        let explanation = self
+            .classifier()
+            .explain(src, f.dst.as_deref(), f.host.as_deref());
+        let text = explanation.to_string();
+        to_js(&ExplanationView {
+            explanation: &explanation,
+            text,
+        })
+    }
+
+    /// The candidate edges of a registration, in order (first = the edge its traffic
+    /// uses), with distances. Throws for an unknown registration id.
+    #[wasm_bindgen(unchecked_return_type = "Candidate[]")]
+    pub fn edges(
+        &self,
+        #[wasm_bindgen(js_name = "registrationId")] registration_id: &str,
+    ) -> Result<JsValue, JsError> {
+        let doc = self.classifier().policy().document();
+        let reg = doc
+            .registrations
+            .iter()
+            .position(|r| r.id == registration_id)
+            .ok_or_else(|| JsError::new(&format!("unknown registration `{registration_id}`")))?;
+        let views: Vec<CandidateView<'_>> = self
+            .classifier()
+            .candidates(reg)
+            .iter()
+            .filter_map(|c| {
+                let e = doc.edges.get(c.edge)?;
+                Some(CandidateView {
+                    edge: e.id.as_str(),
+                    index: c.edge,
+                    metro: e.metro.as_deref(),
+                    provider: e.provider.as_deref(),
+                    rank: c.rank,
+                    distance_km: c.distance_km,
+                    reason: c.reason,
+                })
+            })
+            .collect();
+        to_js(&views)
+    }
+
+    /// Everything a map needs: edges with coordinates and usability, registrations
+    /// with their site and the edges they use (primary = first candidate, backup =
+    /// second).
+    #[wasm_bindgen(unchecked_return_type = "MapData")]
+    pub fn map(&self) -> Result<JsValue, JsError> {
+        let c = self.classifier();
+        let policy = c.policy();
+        let doc = policy.document();
+        let edges = doc
+            .edges
+            .iter()
+            .enumerate()
+            .map(|(i, e)| MapEdge {
+                id: e.id.as_str(),
+                metro: e.metro.as_deref(),
+                provider: e.provider.as_deref(),
+                lat: e.lat,
+                lon: e.lon,
+                drained: e.drained,
+                usable: policy.edge_usable(i),
+                links: e.links.len(),
+                usable_links: e.links.iter().filter(|l| !l.drained).count(),
+            })
+            .collect();
+        let prefixes = policy.registered_prefixes();
+        let registrations = doc
+            .registrations
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let site = policy.site(i)?;
+                let cands = c.candidates(i);
+                let mine = prefixes.iter().filter(|p| p.registration == i);
+                Some(MapRegistration {
+                    id: r.id.as_str(),
+                    customer: r.customer.as_deref(),
+                    location: r.location.as_deref(),
+                    lat: site.lat,
+                    lon: site.lon,
+                    from_location: site.from_location,
+                    primary: cands.first().and_then(|k| self.edge_id(k.edge)),
+                    backup: cands.get(1).and_then(|k| self.edge_id(k.edge)),
+                    pinned_primary: r.primary_edge.as_deref(),
+                    pinned_backup: r.backup_edge.as_deref(),
+                    prefixes: mine.clone().count(),
+                    eligible_prefixes: mine.clone().filter(|p| policy.is_eligible(p.state)).count(),
+                    telemetry: mine.clone().any(|p| p.telemetry),
+                })
+            })
+            .collect();
+        to_js(&MapData {
+            edges,
+            registrations,
+        })
+    }
+}

@@ -1,0 +1,566 @@
+// The MAPS policy page. Presentation only: every validation result and decision comes
+// from the WebAssembly module (policy-core), and nothing is sent anywhere: the page
+// reads files with the File API and its Content-Security-Policy forbids other origins.
+import init, { validate, PolicyEngine, version } from './pkg/maps_policy.js';
+import { LAND_PATH } from './world.js';
+
+const $ = (id) => document.getElementById(id);
+const ta = $('policy');
+const gutter = $('gutter');
+const band = $('band');
+const LH = 19; // px, = --lh in style.css
+const PAD = 8; // px, textarea top padding
+
+/** The MAPS-readiness checks, by the report's codes (SPEC §6 warnings). */
+const CHECKS = [
+  { code: 'no-local-redundancy', title: 'Local redundancy', what: 'two links on two different routers at every edge site' },
+  { code: 'no-geo-redundancy', title: 'Geo redundancy', what: 'at least two usable edge sites' },
+  { code: 'ipv6-prefix', title: 'IPv4 prefixes only', what: 'Azure registers IPv4 prefixes only today' },
+  { code: 'overlapping-prefix', title: 'No overlapping registrations', what: 'no prefix nested in another registration’s prefix' },
+  { code: 'link-capacity', title: 'Link capacity', what: '10 Gbps or more, equal on every link' },
+];
+const EXTRA_CHECKS = [
+  { code: 'no-eligible-prefix', title: 'Every registration has an eligible prefix' },
+  { code: 'pinned-edge-drained', title: 'Pinned primary and backup edges are usable' },
+  { code: 'long-prefix-without-key', title: 'Prefixes longer than /24 carry a prefix key' },
+  { code: 'documentation-prefix', title: 'No documentation address ranges' },
+];
+
+const state = {
+  strict: false,
+  report: null, // Report shown (strict or not)
+  engine: null, // PolicyEngine of the text, when it loads (non-strict, as an edge would)
+  map: null, // MapData
+  region: 'world',
+  selected: null, // { registration, edge, backup } of the last classified flow
+  markers: '',
+};
+
+// ---- editor -------------------------------------------------------------------------
+
+function lineCount(text) {
+  let n = 1;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n += 1;
+  return n;
+}
+
+/** Line numbers, with the severity of each line's worst diagnostic. */
+function renderGutter() {
+  const n = lineCount(ta.value);
+  const sev = new Map();
+  for (const d of state.report?.diagnostics ?? []) {
+    if (d.line == null) continue;
+    if (sev.get(d.line) !== 'error') sev.set(d.line, d.severity);
+  }
+  const key = `${n}|${[...sev].join(',')}`;
+  if (key === state.markers) return;
+  state.markers = key;
+  const frag = document.createDocumentFragment();
+  for (let i = 1; i <= n; i += 1) {
+    const div = document.createElement('div');
+    div.textContent = String(i);
+    const s = sev.get(i);
+    if (s) div.className = s;
+    frag.append(div);
+  }
+  gutter.replaceChildren(frag);
+  syncScroll();
+}
+
+function syncScroll() {
+  gutter.scrollTop = ta.scrollTop;
+  if (!band.hidden) band.style.top = `${PAD + (Number(band.dataset.line) - 1) * LH - ta.scrollTop}px`;
+}
+
+function showCursor() {
+  const before = ta.value.slice(0, ta.selectionStart);
+  const line = lineCount(before);
+  const col = [...before.slice(before.lastIndexOf('\n') + 1)].length + 1;
+  $('cursor').textContent = `Ln ${line}, Col ${col}`;
+}
+
+/** UTF-16 offset of a 1-based line and 1-based column (in characters). */
+function offsetOf(text, line, column) {
+  let off = 0;
+  for (let l = 1; l < line; l += 1) {
+    const nl = text.indexOf('\n', off);
+    if (nl === -1) return text.length;
+    off = nl + 1;
+  }
+  const end = text.indexOf('\n', off) === -1 ? text.length : text.indexOf('\n', off);
+  const chars = [...text.slice(off, end)];
+  return off + chars.slice(0, Math.max(0, column - 1)).join('').length;
+}
+
+/** The end of the JSON token starting at `at` (a string, number or literal). */
+function tokenEnd(text, at) {
+  const c = text[at];
+  if (c === '"') {
+    for (let i = at + 1; i < text.length; i += 1) {
+      if (text[i] === '\\') i += 1;
+      else if (text[i] === '"') return i + 1;
+      else if (text[i] === '\n') return i;
+    }
+    return text.length;
+  }
+  if (c && /[-0-9a-z]/i.test(c)) {
+    let i = at;
+    while (i < text.length && /[-+.0-9a-z]/i.test(text[i])) i += 1;
+    return i;
+  }
+  return Math.min(text.length, at + 1);
+}
+
+/** Selects the value at a diagnostic's line/column and scrolls it into view. */
+function jumpTo(line, column) {
+  const text = ta.value;
+  const start = offsetOf(text, line, column || 1);
+  const end = tokenEnd(text, start);
+  ta.focus({ preventScroll: true });
+  ta.setSelectionRange(start, end);
+  ta.scrollTop = Math.max(0, (line - 1) * LH - ta.clientHeight / 3);
+  const colPx = (column - 1) * 7.5; // monospace 12.5px
+  ta.scrollLeft = colPx > ta.clientWidth - 80 ? colPx - 80 : 0;
+  band.dataset.line = String(line);
+  band.hidden = false;
+  syncScroll();
+  showCursor();
+}
+
+// ---- validation --------------------------------------------------------------------
+
+let timer = 0;
+function schedule() {
+  clearTimeout(timer);
+  timer = setTimeout(run, 200);
+}
+
+function run() {
+  const text = ta.value;
+  state.engine?.free();
+  state.engine = null;
+  state.map = null;
+  if (!text.trim()) {
+    state.report = null;
+    renderAll();
+    return;
+  }
+  state.report = validate(text, { strict: state.strict });
+  // Addresses are tested as an edge would load the policy: warnings allowed.
+  const loadable = state.strict ? validate(text).valid : state.report.valid;
+  if (loadable) {
+    try {
+      state.engine = new PolicyEngine(text);
+      state.map = state.engine.map();
+    } catch (e) {
+      state.engine = null;
+      console.error(e);
+    }
+  }
+  renderAll();
+}
+
+function renderAll() {
+  band.hidden = true;
+  renderGutter();
+  renderStatus();
+  renderDiagnostics();
+  renderChecklist();
+  renderSummary();
+  renderExamples();
+  if (!state.engine) {
+    state.selected = null;
+    $('decision').innerHTML = '';
+    $('decision').append(p(state.report ? 'Fix the errors above to test addresses against this policy.' : 'Load a valid policy, then classify a source address.', 'muted'));
+  } else if ($('src').value.trim()) {
+    classify();
+  }
+  $('test').disabled = !state.engine;
+  renderMap();
+}
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v == null || v === false) continue;
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (k === 'dataset') Object.assign(e.dataset, v);
+    else e.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) if (c != null && c !== false) e.append(c);
+  return e;
+}
+const p = (text, cls) => el('p', { class: cls }, text);
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+function renderStatus() {
+  const s = $('status');
+  const r = state.report;
+  if (!r) {
+    s.dataset.state = 'empty';
+    s.textContent = 'No policy yet';
+  } else if (!r.valid) {
+    s.dataset.state = 'invalid';
+    s.textContent = `✗ ${plural(r.errors, 'error')}${r.warnings ? `, ${plural(r.warnings, 'warning')}` : ''}`;
+  } else if (r.warnings) {
+    s.dataset.state = 'warnings';
+    s.textContent = `✓ Valid · ${plural(r.warnings, 'warning')}`;
+  } else {
+    s.dataset.state = 'valid';
+    s.textContent = state.strict ? '✓ Valid · MAPS-ready' : '✓ Valid';
+  }
+}
+
+function renderDiagnostics() {
+  const body = $('diagnostics');
+  const diags = state.report?.diagnostics ?? [];
+  if (!diags.length) {
+    body.replaceChildren(el('tr', { class: 'empty' }, el('td', { colspan: 5 }, state.report ? 'No problems found.' : 'No diagnostics.')));
+    return;
+  }
+  body.replaceChildren(...diags.map((d, i) => {
+    const where = d.line != null ? `${d.line}:${d.column ?? 1}` : '';
+    const jump = () => {
+      for (const tr of body.querySelectorAll('tr.focus')) tr.classList.remove('focus');
+      row.classList.add('focus');
+      jumpTo(d.line ?? 1, d.column ?? 1);
+    };
+    const row = el('tr', { dataset: { code: d.code, severity: d.severity, path: d.path, index: String(i) } },
+      el('td', {}, el('span', { class: `sev ${d.severity}` }, d.severity)),
+      el('td', { class: 'code-name' }, d.code),
+      el('td', {}, el('button', { type: 'button', class: 'path', title: d.line != null ? `Go to line ${d.line}, column ${d.column}` : 'the whole document', onclick: jump }, d.path === '' ? '/' : d.path)),
+      el('td', {}, where),
+      el('td', { class: 'msg' }, el('div', {}, d.message), d.help ? el('div', { class: 'help' }, d.help) : null));
+    return row;
+  }));
+}
+
+function renderChecklist() {
+  const list = $('checklist');
+  const r = state.report;
+  const counts = new Map();
+  for (const d of r?.diagnostics ?? []) counts.set(d.code, (counts.get(d.code) ?? 0) + 1);
+  const known = Boolean(r?.summary);
+  const item = (c, extra) => {
+    const n = counts.get(c.code) ?? 0;
+    const cls = !known ? 'unknown' : n ? `fail${r.strict ? ' strict' : ''}` : 'pass';
+    const first = r?.diagnostics.find((d) => d.code === c.code);
+    return el('li', { class: `${cls}${extra ? ' extra' : ''}`, dataset: { check: c.code, result: !known ? 'unknown' : n ? 'fail' : 'pass' } },
+      el('span', { class: 'mark' }, !known ? '?' : n ? '!' : '✓'),
+      el('div', {}, el('div', { class: 'title' }, c.title), c.what ? el('div', { class: 'what' }, c.what) : null),
+      !known ? el('span', { class: 'count' }, 'not checked')
+        : n ? el('button', { type: 'button', class: 'count', title: 'show the first one', onclick: () => focusCode(c.code, first) }, `${plural(n, r.strict ? 'error' : 'warning')}`)
+          : el('span', { class: 'count' }, 'ok'));
+  };
+  list.replaceChildren(...CHECKS.map((c) => item(c, false)), el('li', { class: 'sep' }, 'Also checked'), ...EXTRA_CHECKS.map((c) => item(c, true)));
+}
+
+function focusCode(code, first) {
+  const body = $('diagnostics');
+  for (const tr of body.querySelectorAll('tr')) tr.classList.toggle('focus', tr.dataset.code === code);
+  body.querySelector(`tr[data-code="${code}"]`)?.scrollIntoView({ block: 'nearest' });
+  if (first) jumpTo(first.line ?? 1, first.column ?? 1);
+}
+
+function renderSummary() {
+  const box = $('summary');
+  const s = state.report?.summary;
+  if (!s) {
+    box.replaceChildren(p(state.report ? 'The document could not be read: fix the syntax first.' : 'Load a policy to see its contents.', 'muted'));
+    return;
+  }
+  const card = (k, v, d, cls) => el('div', { class: `card ${cls ?? ''}` }, el('div', { class: 'k' }, k), el('div', { class: 'v' }, String(v)), d ? el('div', { class: 'd' }, d) : null);
+  const usd = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', maximumFractionDigits: 0 });
+  const eligible = new Set(state.engine ? state.engine.explain('0.0.0.0').eligible_states : []);
+  box.replaceChildren(
+    card('Edge sites', s.edges, `${s.usable_edges} usable · ${plural(s.links, 'link')}`),
+    card('Registrations', s.registrations, 'Azure peering services'),
+    card('Prefixes', s.prefixes, `${s.ipv4_prefixes} IPv4 · ${s.ipv6_prefixes} IPv6`),
+    card('Eligible prefixes', s.eligible_prefixes, 'in an eligible state'),
+    card('Telemetry', usd.format(s.telemetry_cost_usd), `${plural(s.telemetry_prefixes, 'prefix')} × $15 per prefix`, 'cost'),
+    card('Destinations', s.destination_prefixes + s.destination_domains, `${plural(s.destination_prefixes, 'prefix')} · ${plural(s.destination_domains, 'domain')}`),
+    el('div', { class: 'states' }, el('span', { class: 'hint' }, 'Prefix states:'),
+      Object.entries(s.prefixes_by_state).map(([k, n]) => el('span', { class: `chip${eligible.has(k) ? ' eligible' : ''}`, title: eligible.has(k) ? 'eligible for MAPS' : null }, `${k} ${n}`))),
+  );
+}
+
+// ---- address tester ------------------------------------------------------------------
+
+/** A first host address inside a prefix, for the example buttons. */
+function hostIn(prefix) {
+  const [addr, len] = prefix.split('/');
+  if (addr.includes(':')) return addr.endsWith('::') ? `${addr}1` : addr;
+  const parts = addr.split('.').map(Number);
+  if (parts.length !== 4 || parts.some((x) => !(x >= 0 && x <= 255))) return addr;
+  if (Number(len) >= 32) return addr;
+  let n = ((parts[0] << 24) >>> 0) + (parts[1] << 16) + (parts[2] << 8) + parts[3] + 1;
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+function renderExamples() {
+  const box = $('examples');
+  box.replaceChildren();
+  if (!state.engine) return;
+  let doc;
+  try { doc = JSON.parse(ta.value); } catch { return; }
+  const dest = (doc.destinations ?? [])[0];
+  const host = (dest?.domains ?? [])[0]?.replace(/^\*\./, 'www.') ?? null;
+  const dst = (dest?.prefixes ?? [])[0] ? hostIn(dest.prefixes[0]) : null;
+  const eligible = new Set(doc.options?.eligible_states ?? ['Verified']);
+  const regs = doc.registrations ?? [];
+  const picks = [];
+  const withState = (ok) => regs.filter((r) => (r.prefixes ?? []).some((x) => eligible.has(x.state) === ok));
+  for (const r of withState(true).slice(0, 3)) {
+    const px = r.prefixes.find((x) => eligible.has(x.state));
+    picks.push({ label: `${r.customer ?? r.id} → ${host ?? dst ?? 'Microsoft'}`, src: hostIn(px.prefix), dst: host ? null : dst, host });
+  }
+  const un = withState(false)[0];
+  if (un) {
+    const px = un.prefixes.find((x) => !eligible.has(x.state));
+    picks.push({ label: `${un.customer ?? un.id} (${px.state})`, src: hostIn(px.prefix), dst: host ? null : dst, host });
+  }
+  const v4 = withState(true).find((r) => r.prefixes.some((x) => !x.prefix.includes(':')));
+  if (v4) picks.push({ label: 'to a non-Microsoft site', src: hostIn(v4.prefixes.find((x) => !x.prefix.includes(':')).prefix), dst: null, host: 'www.example.org' });
+  picks.push({ label: 'unregistered source', src: '192.0.2.1', dst: host ? null : dst, host });
+  box.append('Try:', ...picks.map((x) => el('button', {
+    type: 'button',
+    title: [x.src, x.dst, x.host].filter(Boolean).join(' → '),
+    onclick: () => { $('src').value = x.src; $('dst').value = x.dst ?? ''; $('host').value = x.host ?? ''; classify(); },
+  }, x.label)));
+}
+
+function classify() {
+  const box = $('decision');
+  if (!state.engine) return;
+  const src = $('src').value.trim();
+  const dst = $('dst').value.trim() || null;
+  const host = $('host').value.trim() || null;
+  if (!src) return;
+  const d = state.engine.classify(src, { dst, host });
+  const x = state.engine.explain(src, { dst, host });
+  const map = state.map;
+  const metro = (id) => map?.edges.find((e) => e.id === id)?.metro;
+  const fact = (k, v, cls) => (v == null || v === '' ? null : el('div', { class: cls }, el('div', { class: 'k' }, k), el('div', { class: 'v', dataset: { field: k } }, v)));
+  const edgeName = (id) => (id ? `${id}${metro(id) ? ` (${metro(id)})` : ''}` : null);
+  const facts = el('div', { class: 'facts' },
+    fact('registration', d.registration ? `${d.registration}${x.matched?.customer ? ` · ${x.matched.customer}` : ''}` : null),
+    fact('prefix', d.prefix ? `${d.prefix}${x.matched ? ` · ${x.matched.state}` : ''}` : null),
+    d.class === 'maps' ? [
+      fact('edge', edgeName(d.edge)),
+      fact('link', d.link),
+      fact('backup', d.backup ? edgeName(d.backup) : 'none'),
+      fact('distance', `${d.distance_km.toLocaleString('en-US')} km`),
+      fact('failover order', d.failover.length ? d.failover.join(' → ') : 'none', 'wide'),
+    ] : null);
+  const cands = x.edges.length ? el('table', { class: 'cands' },
+    el('thead', {}, el('tr', {}, ['#', 'edge', 'metro', 'rank', 'distance km', 'why'].map((h) => el('th', {}, h)))),
+    el('tbody', {}, x.edges.map((e) => el('tr', { class: e.position === 1 && d.class === 'maps' ? 'chosen' : e.position == null ? 'out' : null },
+      el('td', { class: 'num' }, e.position ?? '–'), el('td', {}, e.edge), el('td', {}, e.metro ?? ''),
+      el('td', { class: 'num' }, e.rank ?? '–'),
+      el('td', { class: 'num' }, e.distance_km == null ? '–' : e.distance_km.toLocaleString('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 })),
+      el('td', {}, e.why))))) : null;
+  box.replaceChildren(
+    el('div', { class: 'verdict' }, el('span', { class: `class ${d.class}`, id: 'decision-class' }, d.class), el('span', { class: 'why' }, x.why)),
+    facts,
+    el('div', { class: 'two' },
+      el('div', {},
+        el('div', { class: 'sub-h' }, 'Destination'), p(x.destination),
+        cands ? [el('div', { class: 'sub-h' }, 'Candidate edges (cold potato: pinned first, then provider rank, distance, id)'), el('div', { class: 'cands-wrap' }, cands)] : null),
+      el('div', {},
+        el('div', { class: 'sub-h' }, 'Decision line (as mapsctl classify prints it)'),
+        el('pre', { class: 'line', id: 'decision-json' }, JSON.stringify(d)),
+        x.site ? [el('div', { class: 'sub-h' }, 'Customer site'), p(`${x.site[0].toFixed(4)}, ${x.site[1].toFixed(4)} (from ${x.site[2]})`)] : null)),
+    el('details', { open: true }, el('summary', {}, 'Full explanation (as mapsctl explain prints it)'), el('pre', { class: 'text', id: 'explanation' }, x.text)));
+  state.selected = d.registration ? { registration: d.registration, edge: d.class === 'maps' ? d.edge : null, backup: d.class === 'maps' ? d.backup : null } : null;
+  renderMap();
+}
+
+// ---- map ---------------------------------------------------------------------------
+
+const SVGNS = 'http://www.w3.org/2000/svg';
+/** Regions as [west lon, north lat, east lon, south lat]. */
+const REGIONS = {
+  world: [-180, 80, 180, -58],
+  americas: [-135, 62, -30, -42],
+  europe: [-14, 62, 34, 33],
+  apac: [60, 48, 160, -46],
+};
+const ASPECT = 2.4; // width / height of the map box
+
+function s(tag, attrs = {}, ...children) {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs)) if (v != null) e.setAttribute(k, String(v));
+  for (const c of children.flat()) if (c != null) e.append(c);
+  return e;
+}
+const X = (lon) => lon + 180;
+const Y = (lat) => 90 - lat;
+
+function curve(x1, y1, x2, y2, bend) {
+  const mx = (x1 + x2) / 2;
+  const my = (y1 + y2) / 2;
+  const dx = x2 - x1;
+  const dy = y2 - y1;
+  return `M${x1} ${y1}Q${mx - dy * bend} ${my + dx * bend} ${x2} ${y2}`;
+}
+
+function renderMap() {
+  const svg = $('map');
+  const [w, n, e, so] = REGIONS[state.region];
+  let vw = e - w;
+  let vh = n - so;
+  let vx = X(w);
+  let vy = Y(n);
+  // Grow the box to the map's aspect so that the drawing fills it.
+  if (vw / vh < ASPECT) { const nw = vh * ASPECT; vx -= (nw - vw) / 2; vw = nw; } else { const nh = vw / ASPECT; vy -= (nh - vh) / 2; vh = nh; }
+  svg.setAttribute('viewBox', `${vx} ${vy} ${vw} ${vh}`);
+  const px = vw / Math.max(300, svg.getBoundingClientRect().width || 1200); // one screen pixel in map units
+  const grat = [];
+  for (let lon = -180; lon <= 180; lon += 30) grat.push(`M${X(lon)} 0V180`);
+  for (let lat = -60; lat <= 90; lat += 30) grat.push(`M0 ${Y(lat)}H360`);
+  const layers = [
+    s('rect', { class: 'ocean', x: -360, y: -90, width: 1080, height: 360 }),
+    s('path', { class: 'grat', d: grat.join(''), 'stroke-width': 0.6, 'vector-effect': 'non-scaling-stroke' }),
+    s('path', { class: 'land', d: LAND_PATH, 'stroke-width': 0.7, 'vector-effect': 'non-scaling-stroke' }),
+  ];
+  const m = state.map;
+  if (!m) {
+    svg.replaceChildren(...layers);
+    return;
+  }
+  const edges = new Map(m.edges.map((x) => [x.id, x]));
+  const paths = s('g', {});
+  const regs = s('g', {});
+  const flows = s('g', {});
+  const edgeG = s('g', {});
+  for (const r of m.registrations) {
+    const rx = X(r.lon);
+    const ry = Y(r.lat);
+    for (const [kind, id, bend] of [['backup', r.backup, -0.18], ['primary', r.primary, 0.12]]) {
+      const ed = id && edges.get(id);
+      if (!ed) continue;
+      paths.append(s('path', {
+        class: `path ${kind}`, d: curve(rx, ry, X(ed.lon), Y(ed.lat), bend), 'data-reg': r.id, 'data-edge': ed.id,
+        'stroke-width': kind === 'primary' ? 1.6 : 1.2, 'stroke-dasharray': kind === 'backup' ? '4 3' : null, 'vector-effect': 'non-scaling-stroke',
+      }));
+    }
+    const cls = ['reg', r.primary ? '' : 'noedge', r.eligible_prefixes ? '' : 'ineligible', state.selected?.registration === r.id ? 'sel' : ''].filter(Boolean).join(' ');
+    const g = s('g', { class: cls, 'data-reg': r.id },
+      s('title', {}, `${r.id}${r.customer ? ` · ${r.customer}` : ''}${r.location ? ` · ${r.location}` : ''}\n`
+        + `primary ${r.primary ?? 'none'} · backup ${r.backup ?? 'none'}\n`
+        + `${plural(r.prefixes, 'prefix')}, ${r.eligible_prefixes} eligible${r.telemetry ? ' · telemetry' : ''}`),
+      s('circle', { cx: rx, cy: ry, r: 3.4 * px, 'stroke-width': 1 * px }),
+      s('text', { x: rx + 6 * px, y: ry - 5 * px, 'font-size': 11 * px, 'stroke-width': 3 * px }, r.customer ?? r.id));
+    g.addEventListener('mouseenter', () => hot((el2) => el2.dataset.reg === r.id, g));
+    g.addEventListener('mouseleave', () => hot(null, g));
+    regs.append(g);
+  }
+  // Edge labels: greedy placement, skipping a label that would overlap another.
+  const placed = [];
+  const fs = 11 * px;
+  for (const ed of m.edges) {
+    const x = X(ed.lon);
+    const y = Y(ed.lat);
+    const size = 9 * px;
+    const g = s('g', { class: `edge${ed.usable ? '' : ' off'}`, 'data-edge': ed.id },
+      s('title', {}, `${ed.id}${ed.metro ? ` · ${ed.metro}` : ''}${ed.provider ? ` · ${ed.provider}` : ''}\n${ed.usable_links}/${ed.links} links usable${ed.drained ? ' · drained' : ''}`),
+      s('rect', { x: x - size / 2, y: y - size / 2, width: size, height: size, 'stroke-width': 1.2 * px, transform: `rotate(45 ${x} ${y})` }));
+    const tw = ed.id.length * fs * 0.62;
+    const spots = [[x + size, y + fs * 0.35, 'start'], [x - size, y + fs * 0.35, 'end'], [x, y - size * 0.9, 'middle'], [x, y + size + fs * 0.8, 'middle']];
+    for (const [lx, ly, anchor] of spots) {
+      const x0 = anchor === 'start' ? lx : anchor === 'end' ? lx - tw : lx - tw / 2;
+      const box = [x0, ly - fs, x0 + tw, ly + fs * 0.2];
+      if (placed.some((b) => box[0] < b[2] && box[2] > b[0] && box[1] < b[3] && box[3] > b[1])) continue;
+      placed.push(box);
+      g.append(s('text', { x: lx, y: ly, 'text-anchor': anchor, 'font-size': fs, 'stroke-width': 3 * px }, ed.id));
+      break;
+    }
+    g.addEventListener('mouseenter', () => hot((el2) => el2.dataset.edge === ed.id, null));
+    g.addEventListener('mouseleave', () => hot(null, null));
+    edgeG.append(g);
+  }
+  // The last classified flow, drawn over everything.
+  const sel = state.selected;
+  const reg = sel && m.registrations.find((r) => r.id === sel.registration);
+  if (reg) {
+    for (const [kind, id, bend] of [['backup', sel.backup, -0.18], ['primary', sel.edge, 0.12]]) {
+      const ed = id && edges.get(id);
+      if (!ed) continue;
+      flows.append(s('path', {
+        class: `flow ${kind}`, d: curve(X(reg.lon), Y(reg.lat), X(ed.lon), Y(ed.lat), bend),
+        'stroke-width': kind === 'primary' ? 3.5 : 2.2, 'stroke-dasharray': kind === 'backup' ? '6 4' : null, 'vector-effect': 'non-scaling-stroke',
+      }));
+    }
+  }
+  svg.replaceChildren(...layers, paths, flows, edgeG, regs);
+
+  function hot(match, regG) {
+    svg.classList.toggle('dim', Boolean(match));
+    for (const path of paths.children) path.classList.toggle('hot', Boolean(match && match(path)));
+    for (const g of regs.children) g.classList.toggle('hot', Boolean(match && (g === regG || [...paths.children].some((pp) => pp.classList.contains('hot') && pp.dataset.reg === g.dataset.reg))));
+  }
+}
+
+// ---- wiring ------------------------------------------------------------------------
+
+async function loadText(text) {
+  ta.value = text;
+  ta.scrollTop = 0;
+  run();
+}
+
+async function main() {
+  await init();
+  $('version').textContent = `policy-core wasm ${version()}`;
+  ta.addEventListener('input', () => { band.hidden = true; renderGutter(); schedule(); });
+  ta.addEventListener('scroll', syncScroll);
+  for (const ev of ['keyup', 'click', 'select']) ta.addEventListener(ev, showCursor);
+  ta.addEventListener('keydown', (e) => {
+    if (e.key === 'Tab' && !e.shiftKey && !e.ctrlKey && !e.metaKey) {
+      e.preventDefault();
+      document.execCommand('insertText', false, '  ');
+    }
+  });
+  $('strict').addEventListener('change', (e) => { state.strict = e.target.checked; run(); });
+  $('demo').addEventListener('click', async () => {
+    const res = await fetch('demo-policy.json');
+    await loadText(await res.text());
+  });
+  $('format').addEventListener('click', () => {
+    try { loadText(`${JSON.stringify(JSON.parse(ta.value), null, 2)}\n`); } catch { /* not JSON: the report says where */ }
+  });
+  $('file').addEventListener('change', async (e) => {
+    const f = e.target.files?.[0];
+    if (f) await loadText(await f.text());
+    e.target.value = '';
+  });
+  const ed = $('editor');
+  ed.addEventListener('dragover', (e) => { e.preventDefault(); ed.classList.add('drop'); });
+  ed.addEventListener('dragleave', () => ed.classList.remove('drop'));
+  ed.addEventListener('drop', async (e) => {
+    e.preventDefault();
+    ed.classList.remove('drop');
+    const f = e.dataTransfer?.files?.[0];
+    if (f) await loadText(await f.text());
+  });
+  $('tester').addEventListener('submit', (e) => { e.preventDefault(); classify(); });
+  for (const b of $('zoom').querySelectorAll('button')) {
+    b.addEventListener('click', () => {
+      state.region = b.dataset.region;
+      for (const o of $('zoom').querySelectorAll('button')) o.classList.toggle('on', o === b);
+      renderMap();
+    });
+  }
+  let rt = 0;
+  window.addEventListener('resize', () => { clearTimeout(rt); rt = setTimeout(renderMap, 150); });
+  renderAll();
+  document.body.dataset.ready = 'true';
+}
+
+main().catch((e) => {
+  document.body.dataset.ready = 'error';
+  $('status').dataset.state = 'invalid';
+  $('status').textContent = `could not start the validator: ${e.message ?? e}`;
+  console.error(e);
+});

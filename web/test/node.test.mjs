@@ -1,0 +1,232 @@
+// The Node package (packages/maps-policy-node, built by `make web-pkg`) against the
+// shared fixtures: the scenario traces give their golden decisions (the native
+// core's), and the invalid policies give their golden reports.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const FIXTURES = join(ROOT, 'fixtures');
+const PKG = join(ROOT, 'packages/maps-policy-node');
+const require = createRequire(import.meta.url);
+// Loaded by its package name's entry point, as a user would (`main`/`exports`).
+const pkgJson = JSON.parse(readFileSync(join(PKG, 'package.json'), 'utf8'));
+const maps = require(PKG);
+const { validate, PolicyEngine, version } = maps;
+
+const read = (...p) => readFileSync(join(FIXTURES, ...p));
+const readText = (...p) => readFileSync(join(FIXTURES, ...p), 'utf8');
+const jsonLines = (text) => text.split('\n').filter((l) => l.trim() !== '');
+
+const scenarios = readdirSync(FIXTURES, { withFileTypes: true })
+  .filter((d) => d.isDirectory() && existsSync(join(FIXTURES, d.name, 'trace.jsonl')))
+  .map((d) => d.name)
+  .sort();
+
+describe('package', () => {
+  test('package.json names files that exist, and its version is the module version', () => {
+    assert.equal(pkgJson.version, version());
+    for (const f of pkgJson.files) assert.ok(existsSync(join(PKG, f)), `${f} listed in files but missing`);
+    assert.ok(existsSync(join(PKG, pkgJson.types)));
+    assert.ok(existsSync(join(PKG, pkgJson.exports['.'].default)));
+    assert.ok(existsSync(join(PKG, pkgJson.exports['.'].types)));
+  });
+
+  test('the typings declare every export and no `any`', () => {
+    const dts = readFileSync(join(PKG, pkgJson.types), 'utf8');
+    for (const name of ['export function validate(policy: string | Uint8Array, options?: ValidateOptions): Report;',
+      'constructor(policy: string | Uint8Array, options?: ValidateOptions);',
+      'classify(src: string, flow?: FlowOptions): Decision;',
+      'classifyTrace(traceText: string): string;',
+      'explain(src: string, flow?: FlowOptions): Explanation;',
+      'edges(registrationId: string): Candidate[];',
+      'map(): MapData;',
+      'readonly report: Report;',
+      'readonly summary: Summary;']) {
+      assert.ok(dts.includes(name), `missing in .d.ts: ${name}`);
+    }
+    const code = dts.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+    assert.doesNotMatch(code, /\bany\b/);
+  });
+});
+
+describe('scenario traces: same decisions as native', () => {
+  assert.ok(scenarios.includes('demo'));
+  for (const dir of scenarios) {
+    const engine = new PolicyEngine(read(dir, 'policy.json'));
+    const trace = readText(dir, 'trace.jsonl');
+    const golden = readText(dir, 'decisions.golden.jsonl');
+
+    test(`${dir}: classifyTrace gives the golden decision lines, byte for byte`, () => {
+      assert.equal(engine.classifyTrace(trace), golden);
+    });
+
+    test(`${dir}: classify(src, {dst, host}) gives each golden decision`, () => {
+      const lines = jsonLines(trace);
+      const want = jsonLines(golden).map((l) => JSON.parse(l));
+      assert.equal(lines.length, want.length);
+      let checked = 0;
+      lines.forEach((line, i) => {
+        if ('error' in want[i]) return; // a malformed trace line: covered above
+        const t = JSON.parse(line);
+        const got = engine.classify(t.src, { dst: t.dst, host: t.host });
+        assert.deepEqual(got, want[i], `trace line ${i + 1}: ${line}`);
+        checked += 1;
+      });
+      assert.ok(checked > 0);
+    });
+  }
+
+  test('the demo trace covers every class', () => {
+    const classes = new Set();
+    for (const dir of scenarios) {
+      for (const l of jsonLines(readText(dir, 'decisions.golden.jsonl'))) {
+        const d = JSON.parse(l);
+        if (d.class) classes.add(d.class);
+      }
+    }
+    assert.deepEqual([...classes].sort(), ['invalid-source', 'maps', 'no-edge', 'non-microsoft', 'unregistered', 'unverified']);
+  });
+});
+
+describe('invalid fixtures: same diagnostics as native', () => {
+  const invalid = readdirSync(join(FIXTURES, 'invalid'))
+    .filter((f) => f.endsWith('.json') && !f.endsWith('.golden.json'))
+    .sort();
+  assert.ok(invalid.length >= 10);
+
+  for (const f of invalid) {
+    const base = f.replace(/\.json$/, '');
+    const bytes = read('invalid', f);
+    const golden = JSON.parse(readText('invalid', `${base}.golden.json`));
+
+    test(`${base}: validate(bytes) is the golden report`, () => {
+      assert.deepEqual(validate(bytes), golden);
+    });
+
+    if (Buffer.from(bytes.toString('utf8'), 'utf8').equals(bytes)) {
+      test(`${base}: validate(text) is the golden report too`, () => {
+        assert.deepEqual(validate(bytes.toString('utf8')), golden);
+      });
+    }
+
+    const strictPath = join(FIXTURES, 'invalid', `${base}.strict.golden.json`);
+    if (existsSync(strictPath)) {
+      test(`${base}: validate(bytes, {strict: true}) is the strict golden report`, () => {
+        assert.deepEqual(validate(bytes, { strict: true }), JSON.parse(readFileSync(strictPath, 'utf8')));
+      });
+    }
+
+    if (!golden.valid) {
+      test(`${base}: new PolicyEngine throws a PolicyError carrying the golden report`, () => {
+        assert.throws(() => new PolicyEngine(bytes), (err) => {
+          assert.ok(err instanceof Error);
+          assert.equal(err.name, 'PolicyError');
+          assert.match(err.message, new RegExp(`^invalid policy: ${golden.errors} errors?; first: error\\[${golden.diagnostics.find((d) => d.severity === 'error').code}\\]`));
+          assert.deepEqual(err.report, golden);
+          return true;
+        });
+      });
+    }
+  }
+
+  test('strict mode refuses a policy with readiness warnings', () => {
+    const bytes = read('invalid', 'not-maps-ready.json');
+    assert.doesNotThrow(() => new PolicyEngine(bytes).free());
+    assert.throws(() => new PolicyEngine(bytes, { strict: true }), (e) => e.name === 'PolicyError' && e.report.strict === true);
+  });
+});
+
+describe('engine API', () => {
+  const text = readText('demo', 'policy.json');
+  const doc = JSON.parse(text);
+  const engine = new PolicyEngine(text);
+
+  test('report and summary are those of validate()', () => {
+    const report = validate(text);
+    assert.deepEqual(engine.report, report);
+    assert.deepEqual(engine.summary, report.summary);
+    assert.equal(engine.summary.telemetry_cost_usd, engine.summary.telemetry_prefixes * 15);
+  });
+
+  test('edges(registration) lists the candidates in decision order with distances', () => {
+    for (const line of jsonLines(readText('demo', 'decisions.golden.jsonl')).map((l) => JSON.parse(l))) {
+      if (line.class !== 'maps') continue;
+      const cands = engine.edges(line.registration);
+      assert.deepEqual(cands.map((c) => c.edge), [line.edge, ...line.failover]);
+      assert.equal(Math.round(cands[0].distance_km * 10) / 10, line.distance_km);
+      for (const c of cands) {
+        assert.deepEqual(Object.keys(c).filter((k) => !['metro', 'provider'].includes(k)), ['edge', 'index', 'rank', 'distance_km', 'reason']);
+        assert.equal(doc.edges[c.index].id, c.edge);
+        assert.ok(['pinned-primary', 'pinned-backup', 'nearest'].includes(c.reason));
+      }
+      for (let i = 1; i < cands.length; i += 1) {
+        const [a, b] = [cands[i - 1], cands[i]];
+        if (a.reason === 'nearest' && b.reason === 'nearest' && a.rank === b.rank) assert.ok(a.distance_km <= b.distance_km);
+      }
+    }
+    assert.throws(() => engine.edges('no-such-registration'), /unknown registration `no-such-registration`/);
+  });
+
+  test('explain() carries the decision, every edge, and the printed text', () => {
+    const x = engine.explain('20.33.1.10', { host: 'outlook.office365.com' });
+    const d = engine.classify('20.33.1.10', { host: 'outlook.office365.com' });
+    assert.deepEqual(Object.keys(x).sort(), ['address', 'also_inside', 'backup', 'class', 'destination', 'dst', 'edge', 'edges', 'eligible_states', 'failover', 'host', 'link', 'matched', 'site', 'src', 'text', 'why'].sort());
+    assert.equal(x.class, d.class);
+    assert.equal(x.edge, d.edge);
+    assert.equal(x.link, d.link);
+    assert.deepEqual(x.failover, d.failover);
+    assert.equal(x.edges.length, doc.edges.length);
+    assert.equal(x.edges[0].position, 1);
+    assert.equal(x.matched.prefix, d.prefix);
+    assert.equal(x.site.length, 3);
+    assert.match(x.text, /^decision: maps\nwhy: /);
+    const none = engine.explain('not-an-address');
+    assert.equal(none.class, 'invalid-source');
+    assert.equal(none.address, null);
+    assert.equal(none.matched, null);
+  });
+
+  test('map() gives every edge and registration with coordinates, primary and backup', () => {
+    const m = engine.map();
+    assert.deepEqual(m.edges.map((e) => e.id), doc.edges.map((e) => e.id));
+    assert.deepEqual(m.registrations.map((r) => r.id), doc.registrations.map((r) => r.id));
+    for (const r of m.registrations) {
+      assert.ok(Math.abs(r.lat) <= 90 && Math.abs(r.lon) <= 180);
+      const cands = engine.edges(r.id);
+      assert.equal(r.primary, cands[0]?.edge ?? null);
+      assert.equal(r.backup, cands[1]?.edge ?? null);
+    }
+    for (const e of m.edges) assert.equal(e.usable, !e.drained && e.usable_links > 0);
+  });
+
+  test('options: undefined and null are defaults; unknown keys and wrong types throw', () => {
+    assert.deepEqual(engine.classify('192.0.2.1', undefined), { src: '192.0.2.1', class: 'unregistered' });
+    assert.deepEqual(engine.classify('192.0.2.1', null), { src: '192.0.2.1', class: 'unregistered' });
+    assert.deepEqual(engine.classify('192.0.2.1', { dst: null, host: undefined }), { src: '192.0.2.1', class: 'unregistered' });
+    assert.throws(() => engine.classify('192.0.2.1', { hots: 'x' }), /unknown option `hots`/);
+    assert.throws(() => engine.classify('192.0.2.1', { dst: 5 }), /invalid type/);
+    assert.throws(() => validate(text, { strcit: true }), /unknown option `strcit`/);
+    assert.throws(() => validate(text, { strict: 'yes' }), /invalid type/);
+    assert.throws(() => validate(text, [true]), /expected an object/);
+    assert.throws(() => validate(42), /string or a Uint8Array/);
+    assert.throws(() => new PolicyEngine({}), /string or a Uint8Array/);
+  });
+
+  test('no input makes the module fail: odd sources, hosts and policies', () => {
+    for (const src of ['', ' ', '::ffff:20.33.1.10', '[2001:db8::1]:443', '20.33.1.10:8080', 'a'.repeat(100000), '\u0000', '💥']) {
+      const d = engine.classify(src, { host: '💥.'.repeat(1000) });
+      assert.equal(typeof d.class, 'string');
+    }
+    for (const p of ['', '{', '[]', 'null', '{"version": 1e999}', '['.repeat(100000), '"\ud800"']) {
+      const r = validate(p);
+      assert.equal(r.valid, false);
+      assert.ok(r.diagnostics.length > 0);
+    }
+    // The module still works after all that.
+    assert.equal(engine.classify('20.33.1.10', { host: 'outlook.office365.com' }).class, 'maps');
+  });
+});
