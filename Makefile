@@ -1,6 +1,6 @@
 # The one place the build matrix lives. `.ci/run` only calls `make test`.
 #
-#   make demo   build everything and run the demo on the embedded default policy
+#   make demo   build everything and run the demo policy in a real Envoy
 #   make test   every test: unit, property, golden, wasm builds, lint, harness, Node,
 #               browser, and end-to-end in a real Envoy
 #
@@ -66,7 +66,7 @@ lint: setup-rust
 test-rust: setup-rust plugin
 	$(CARGO) test --workspace
 
-test: lint lint-plugin wasm-core test-rust test-web
+test: lint lint-plugin wasm-core test-rust test-web e2e
 
 ## ---- golden files ---------------------------------------------------------------
 # Regenerate every golden file under fixtures/ from the current build. Review the diff.
@@ -74,9 +74,25 @@ golden: mapsctl
 	./fixtures/regenerate.sh
 
 ## ---- demo ---------------------------------------------------------------------
-demo: build
+# The demo policy in a real Envoy: link servers, traffic from several customers, a table
+# of decisions and answering links, then per-registration figures from Envoy (issue 4).
+demo: build envoy
 	$(MAPSCTL) validate $(DEMO_POLICY)
-	$(MAPSCTL) classify --policy $(DEMO_POLICY) --trace fixtures/demo/trace.jsonl
+	ENVOY=$(ENVOY) MAPSCTL=$(MAPSCTL) PLUGIN_WASM=$(PLUGIN_WASM) python3 e2e/demo.py
+
+## ---- Envoy: end-to-end in a real Envoy, examples (issue 4) ------------------------
+.PHONY: examples
+E2E_ENV := ENVOY=$(ENVOY) MAPSCTL=$(MAPSCTL) PLUGIN_WASM=$(PLUGIN_WASM)
+
+# Classes, metrics, L4, link and edge failover, ECDS hot reload; prints Envoy's log on
+# failure. A few minutes at most; every process it starts is stopped by PID.
+e2e: build envoy
+	$(E2E_ENV) python3 e2e/test_examples.py
+	$(E2E_ENV) python3 e2e/test_envoy.py
+
+# Regenerate examples/envoy from examples/envoy/policy.json (e2e checks they match).
+examples: mapsctl
+	$(E2E_ENV) python3 e2e/test_examples.py --regenerate
 
 ## ---- web: the browser and Node module, the static page (issue 5) -----------------
 # wasm-bindgen's CLI must be exactly the version of the `wasm-bindgen` crate.

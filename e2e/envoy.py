@@ -77,10 +77,12 @@ class Envoy:
             self.proc.wait(timeout=10)
 
     def log_tail(self, lines: int = 200) -> str:
+        """The last lines of the log, without the start-up listing of extensions."""
         try:
             text = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return "(no Envoy log)"
+        text = [l for l in text if "source/server/server.cc:467]" not in l]
         return "\n".join(text[-lines:])
 
     def log_text(self) -> str:
@@ -137,8 +139,8 @@ class Envoy:
                 name = h.get("hostname") or json.dumps(h.get("address"))
                 status = h.get("health_status", {})
                 flags = [k for k, v in status.items() if v is True]
-                eds = status.get("eds_health_status", "")
-                hosts[name] = ",".join(flags) or eds or "healthy"
+                eds = str(status.get("eds_health_status", "HEALTHY")).lower()
+                hosts[name] = ",".join(sorted(flags)) or eds
             out[c.get("name", "")] = hosts
         return out
 

@@ -94,8 +94,11 @@ class Edge:
             "--plugin", self.tools["plugin"],
             "--health-interval-ms", str(self.health_interval_ms),
         ]
+        # Addresses for the links this policy has (mapsctl refuses unknown link ids).
+        doc = json.loads(Path(policy).read_text())
+        ids = {l["id"] for e in doc.get("edges", []) for l in e.get("links", [])}
         for lid, link in self.links.links.items():
-            if lid != "internet":
+            if lid in ids:
                 args += ["--link", f"{lid}={link.address}"]
         return args + list(self.extra_args)
 

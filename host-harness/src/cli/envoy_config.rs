@@ -47,6 +47,10 @@ pub struct Args {
     /// bootstrap is printed.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Where Envoy reads the ECDS files at run time (default: OUT/xds, made
+    /// absolute); set it when the files are deployed elsewhere (e.g. /etc/envoy/xds).
+    #[arg(long)]
+    xds_dir: Option<PathBuf>,
     /// Write only the ECDS files: a hot reload of the policy into a running Envoy.
     /// Refused when the policy needs clusters the bootstrap in --out lacks.
     #[arg(long, requires = "out")]
@@ -91,7 +95,10 @@ fn settings(args: &Args) -> Result<Settings, String> {
     }
     s.plugin = absolute(args.plugin.as_deref().unwrap_or(&s.plugin));
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
-    s.xds_dir = absolute(&out.join(XDS_DIR));
+    s.xds_dir = match &args.xds_dir {
+        Some(d) => d.clone(),
+        None => absolute(&out.join(XDS_DIR)),
+    };
     Ok(s)
 }
 

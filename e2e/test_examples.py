@@ -1,0 +1,115 @@
+"""The examples in examples/ stay what the tested generator produces (`make e2e`), and
+`make examples` regenerates them.
+
+- examples/envoy: `mapsctl envoy-config` output for examples/envoy/policy.json (the
+  static bootstrap and the two ECDS files), byte for byte, and Envoy accepts it
+  (`envoy --mode validate`). The e2e test (test_envoy.py) runs the same generator in a
+  real Envoy.
+- examples/istio and examples/envoy-gateway: not runnable here (no Kubernetes); their
+  embedded policy (between the BEGIN/END policy markers) is examples/envoy/policy.json
+  and passes `mapsctl validate`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import ROOT, tool_paths  # noqa: E402
+
+EXAMPLE = ROOT / "examples/envoy"
+POLICY = EXAMPLE / "policy.json"
+FILES = ["envoy.json", "xds/maps-http.json", "xds/maps-tcp.json"]
+YAMLS = [ROOT / "examples/istio/wasmplugin.yaml", ROOT / "examples/envoy-gateway/envoyextensionpolicy.yaml"]
+
+
+def generate(out: Path, xds_dir: str = "/etc/envoy/xds") -> None:
+    tools = tool_paths()
+    args = [
+        tools["mapsctl"], "envoy-config",
+        "--policy", str(POLICY.relative_to(ROOT)),
+        "--out", str(out),
+        "--plugin", "/etc/envoy/maps_plugin.wasm",
+        "--xds-dir", xds_dir,
+        "--listen", "0.0.0.0:10000",
+        "--listen-l4", "0.0.0.0:10001",
+    ]
+    r = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(f"mapsctl envoy-config failed: {r.stdout}{r.stderr}")
+
+
+def embedded_policy(path: Path) -> dict:
+    """The JSON flow mapping between the `# BEGIN policy` and `# END policy` lines."""
+    lines = path.read_text().splitlines()
+    start = next(i for i, l in enumerate(lines) if "# BEGIN policy" in l)
+    end = next(i for i, l in enumerate(lines) if "# END policy" in l)
+    return json.loads("\n".join(lines[start + 1 : end]))
+
+
+def main() -> int:
+    if "--regenerate" in sys.argv:
+        generate(EXAMPLE)
+        print(f"regenerated {', '.join(str(EXAMPLE / f) for f in FILES)}")
+        return 0
+    passed = failed = 0
+
+    def check(name: str, fn) -> None:  # type: ignore[no-untyped-def]
+        nonlocal passed, failed
+        try:
+            fn()
+            passed += 1
+            print(f"PASS examples::{name}")
+        except Exception as err:  # noqa: BLE001
+            failed += 1
+            print(f"FAIL examples::{name}: {err}")
+
+    tmp = Path(tempfile.mkdtemp(prefix="maps-examples-"))
+
+    def same_as_generator() -> None:
+        generate(tmp)
+        for f in FILES:
+            want = (tmp / f).read_text().splitlines()
+            have = (EXAMPLE / f).read_text().splitlines()
+            if want != have:
+                diff = "\n".join(list(difflib.unified_diff(have, want, f"examples/envoy/{f}", "generated", lineterm=""))[:40])
+                raise AssertionError(f"examples/envoy/{f} is stale (make examples):\n{diff}")
+
+    def envoy_accepts() -> None:
+        # Envoy insists that the ECDS files exist: the same bootstrap, with the ECDS
+        # directory where the files really are (the only difference).
+        local = Path(tempfile.mkdtemp(prefix="maps-examples-local-"))
+        generate(local, xds_dir=str(local / "xds"))
+        a = json.loads((EXAMPLE / "envoy.json").read_text().replace("/etc/envoy/xds", str(local / "xds")))
+        assert a == json.loads((local / "envoy.json").read_text()), "bootstraps differ beyond the ECDS path"
+        r = subprocess.run(
+            [tool_paths()["envoy"], "--mode", "validate", "-c", str(local / "envoy.json"),
+             "--use-dynamic-base-id", "--log-level", "warning"],
+            capture_output=True, text=True, timeout=120,
+        )
+        if r.returncode != 0 or "OK" not in r.stdout + r.stderr:
+            raise AssertionError(f"envoy --mode validate refused it:\n{r.stdout}{r.stderr}")
+
+    def yaml_policies() -> None:
+        want = json.loads(POLICY.read_text())
+        for y in YAMLS:
+            got = embedded_policy(y)
+            assert got == want, f"{y.relative_to(ROOT)}: embedded policy differs from {POLICY.relative_to(ROOT)}"
+        r = subprocess.run([tool_paths()["mapsctl"], "validate", str(POLICY)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+    check("envoy_static_ecds_is_generated", same_as_generator)
+    check("envoy_accepts_the_example", envoy_accepts)
+    check("istio_and_envoy_gateway_carry_the_policy", yaml_policies)
+    print(f"examples: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
