@@ -5,6 +5,9 @@
   static bootstrap and the two ECDS files), byte for byte, and Envoy accepts it
   (`envoy --mode validate`). The e2e test (test_envoy.py) runs the same generator in a
   real Envoy.
+- `mapsctl envoy-config` refuses what it must: a policy with errors (exit 1, nothing
+  written), links without an address (exit 2, all named), and with `--ecds-only` a
+  policy that needs a cluster the bootstrap lacks (exit 1, ECDS files untouched).
 - examples/istio and examples/envoy-gateway: not runnable here (no Kubernetes); their
   embedded policy (between the BEGIN/END policy markers) is examples/envoy/policy.json
   and passes `mapsctl validate`.
@@ -104,7 +107,38 @@ def main() -> int:
         r = subprocess.run([tool_paths()["mapsctl"], "validate", str(POLICY)], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stdout + r.stderr
 
+    def refusals() -> None:
+        mapsctl = tool_paths()["mapsctl"]
+        out = Path(tempfile.mkdtemp(prefix="maps-examples-refuse-"))
+        generate(out)
+        http = (out / "xds/maps-http.json").read_text()
+        pol = json.loads(POLICY.read_text())
+        # A policy whose pair (sea, ash) has no cluster in the bootstrap: --ecds-only
+        # refuses (exit 1) and leaves the running ECDS files alone.
+        pol["registrations"][0]["backup_edge"] = "ash"
+        p = out / "new-pair.json"
+        p.write_text(json.dumps(pol))
+        r = subprocess.run([mapsctl, "envoy-config", "--policy", str(p), "--out", str(out), "--ecds-only"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and "maps_sea_ash" in r.stderr, (r.returncode, r.stderr)
+        assert (out / "xds/maps-http.json").read_text() == http, "ECDS file changed"
+        # Links without an address: exit 2, every one named.
+        for e in pol["edges"]:
+            for link in e["links"]:
+                link.pop("address", None)
+        p.write_text(json.dumps(pol))
+        r = subprocess.run([mapsctl, "envoy-config", "--policy", str(p), "--out", str(out / "x"),
+                            "--link", "sea-1=127.0.0.1:1"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "sea-2" in r.stderr and "ash-2" in r.stderr and "sea-1," not in r.stderr, r.stderr
+        # An invalid policy: exit 1, nothing written.
+        pol["version"] = 2
+        p.write_text(json.dumps(pol))
+        r = subprocess.run([mapsctl, "envoy-config", "--policy", str(p), "--out", str(out / "y")],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and not (out / "y").exists(), (r.returncode, r.stderr)
+
     check("envoy_static_ecds_is_generated", same_as_generator)
+    check("envoy_config_refusals", refusals)
     check("envoy_accepts_the_example", envoy_accepts)
     check("istio_and_envoy_gateway_carry_the_policy", yaml_policies)
     print(f"examples: {passed} passed, {failed} failed")
