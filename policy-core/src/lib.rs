@@ -74,6 +74,8 @@ pub mod parse;
 pub mod policy;
 pub mod select;
 #[cfg(feature = "testgen")]
+pub mod synth;
+#[cfg(feature = "testgen")]
 pub mod testgen;
 pub mod text;
 pub mod trace;

@@ -9,6 +9,9 @@ use policy_core::trace;
 
 use super::{load_policy, Engine};
 
+/// Turns one trace line (number, text) into one output line; false when malformed.
+type Decide<'a> = dyn FnMut(u64, &str, &mut String) -> bool + 'a;
+
 pub fn run(
     policy: &Path,
     trace: Option<&Path>,
@@ -32,7 +35,7 @@ pub fn run(
         },
     };
     // Each engine turns one trace line (number, text) into one output line.
-    let mut decide: Box<dyn FnMut(u64, &str, &mut String) -> bool> = match engine {
+    let mut decide: Box<Decide> = match engine {
         Engine::Native => {
             let c = &native.classifier;
             Box::new(move |n, text, out| trace::decide_line(c, n, text, out))

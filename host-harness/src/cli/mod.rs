@@ -5,9 +5,11 @@
 //! trace had malformed lines, for `classify --fail-on-error`), 2 a file could not be
 //! read or an argument is wrong.
 
+mod bench;
 mod classify;
 mod envoy_config;
 mod explain;
+mod pack;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -94,6 +96,61 @@ enum Command {
     /// Generate the Envoy configuration for a policy: a cluster per edge, an aggregate
     /// cluster per primary/backup pair, the plugin through ECDS files (hot reload).
     EnvoyConfig(envoy_config::Args),
+    /// Rewrite a policy with its prefixes in the compact `prefix_table` encoding
+    /// (for large tables: far less memory per proxy-wasm VM than JSON).
+    Pack {
+        /// The policy document (JSON).
+        #[arg(long)]
+        policy: PathBuf,
+        /// Where to write the packed policy (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Generate a synthetic policy of any size (packed), for benchmarks and load tests.
+    Gen {
+        /// IPv4 prefixes to generate.
+        #[arg(long, default_value_t = 1_000_000)]
+        prefixes: usize,
+        /// IPv6 prefixes to generate.
+        #[arg(long, default_value_t = 0)]
+        v6: usize,
+        /// Prefixes per registration.
+        #[arg(long, default_value_t = 1000)]
+        per_registration: usize,
+        /// Seed of the generator (same seed, same table).
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// Policy whose edges, destinations and options to use (default: the demo).
+        #[arg(long)]
+        base: Option<PathBuf>,
+        /// Where to write it (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Decisions per second on a generated table: native and through the plugin.
+    Bench {
+        /// IPv4 prefixes in the table.
+        #[arg(long, default_value_t = 1_000_000)]
+        prefixes: usize,
+        /// IPv6 prefixes in the table.
+        #[arg(long, default_value_t = 200_000)]
+        v6: usize,
+        /// Native IPv4 lookups (plus a fifth as many IPv6).
+        #[arg(long, default_value_t = 2_000_000)]
+        lookups: usize,
+        /// Requests through the plugin in the harness.
+        #[arg(long, default_value_t = 20_000)]
+        plugin_requests: usize,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// The plugin .wasm (default: target/wasm32-wasip1/plugin/maps_plugin.wasm).
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Parses arguments and runs the subcommand.
@@ -137,8 +194,56 @@ pub fn run() -> ExitCode {
             format,
         } => explain::run(&policy, &address, dst.as_deref(), host.as_deref(), format),
         Command::EnvoyConfig(args) => envoy_config::run(&args),
+        Command::Pack { policy, out } => pack::pack(&policy, out.as_deref()),
+        Command::Gen {
+            prefixes,
+            v6,
+            per_registration,
+            seed,
+            base,
+            out,
+        } => pack::gen(
+            prefixes,
+            v6,
+            per_registration,
+            seed,
+            base.as_deref(),
+            out.as_deref(),
+        ),
+        Command::Bench {
+            prefixes,
+            v6,
+            lookups,
+            plugin_requests,
+            seed,
+            plugin,
+            json,
+        } => bench::run(&bench::Args {
+            v4: prefixes,
+            v6,
+            lookups,
+            plugin_requests,
+            seed,
+            plugin: plugin.as_deref(),
+            json,
+        }),
     };
     ExitCode::from(code)
+}
+
+/// The demo policy, compiled into mapsctl: the base of generated policies.
+pub fn demo_document() -> policy_core::PolicyDocument {
+    const DEMO: &str = include_str!("../../../fixtures/demo/policy.json");
+    // The demo fixture is tested to parse; fall back to an empty policy regardless.
+    policy_core::parse::parse_str(DEMO).unwrap_or_else(|_| policy_core::PolicyDocument {
+        version: 1,
+        provider: None,
+        edges: Vec::new(),
+        registrations: Vec::new(),
+        destinations: Vec::new(),
+        options: Default::default(),
+        prefix_table: None,
+    })
 }
 
 /// Reads a file (or standard input for `-`), with a message naming the file on error.

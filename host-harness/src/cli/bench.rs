@@ -1,0 +1,149 @@
+//! `mapsctl bench`: decisions per second on a generated table, natively and through
+//! the plugin in the wasmtime harness, measured in the same run.
+
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Instant;
+
+use policy_core::testgen;
+
+pub struct Args<'a> {
+    pub v4: usize,
+    pub v6: usize,
+    pub lookups: usize,
+    pub plugin_requests: usize,
+    pub seed: u64,
+    pub plugin: Option<&'a Path>,
+    pub json: bool,
+}
+
+pub fn run(a: &Args) -> u8 {
+    let base = super::demo_document();
+    let doc = policy_core::synth::synthetic_policy(&base, a.v4, a.v6, 1000, a.seed);
+    let text = match serde_json::to_vec(&doc) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("mapsctl: {e}");
+            return 2;
+        }
+    };
+    // Native: validate + compile, then classify.
+    let t0 = Instant::now();
+    let engine = match policy_core::load(&text, false) {
+        Ok(e) => e,
+        Err(r) => {
+            eprintln!("mapsctl: the generated policy is invalid:");
+            for d in r.errors() {
+                eprintln!("{d}");
+            }
+            return 1;
+        }
+    };
+    let load_native = t0.elapsed();
+    let c = &engine.classifier;
+    let prefixes = engine.report.summary.as_ref().map_or(0, |s| s.prefixes);
+    // Half the lookups hit the table.
+    let t4 = testgen::ipv4_table(a.v4, a.seed);
+    let mut addrs: Vec<IpAddr> = testgen::ipv4_lookups(&t4, a.lookups, 0.5, a.seed ^ 1)
+        .into_iter()
+        .map(|x| IpAddr::V4(x.into()))
+        .collect();
+    if a.v6 > 0 {
+        let t6 = testgen::ipv6_table(a.v6, a.seed ^ 0x6666);
+        addrs.extend(
+            testgen::ipv6_lookups(&t6, a.lookups / 5, 0.5, a.seed ^ 2)
+                .into_iter()
+                .map(|x| IpAddr::V6(x.into())),
+        );
+    }
+    let host = Some("outlook.office365.com");
+    let t0 = Instant::now();
+    let mut maps = 0usize;
+    for &addr in &addrs {
+        let d = c.classify(black_box(addr), None, host);
+        if d.class() == policy_core::Class::Maps {
+            maps += 1;
+        }
+    }
+    let native_time = t0.elapsed();
+    let native_rate = addrs.len() as f64 / native_time.as_secs_f64();
+
+    // The same through the plugin (each request a full proxy-wasm HTTP exchange).
+    let path = a
+        .plugin
+        .map(Path::to_path_buf)
+        .unwrap_or_else(host_harness::engine::default_plugin_path);
+    let t0 = Instant::now();
+    let mut pe = match host_harness::engine::PluginEngine::new(&path, &text) {
+        Ok(pe) => pe,
+        Err(e) => {
+            eprintln!("mapsctl: cannot run the plugin {}: {e:#}", path.display());
+            return 2;
+        }
+    };
+    let load_plugin = t0.elapsed();
+    let memory = pe.plugin().memory_size();
+    let n = a.plugin_requests.min(addrs.len());
+    let mut same = 0usize;
+    let t0 = Instant::now();
+    for addr in addrs.iter().take(n) {
+        let s = addr.to_string();
+        match pe.classify(&s, None, host) {
+            Ok(line) => {
+                let native = c.classify(*addr, None, host);
+                if line == policy_core::classify::decision_line_json(&s, &native) {
+                    same += 1;
+                }
+            }
+            Err(e) => {
+                eprintln!("mapsctl: plugin failed on {s}: {e:#}");
+                return 1;
+            }
+        }
+    }
+    let plugin_time = t0.elapsed();
+    let plugin_rate = n as f64 / plugin_time.as_secs_f64();
+    let table = c.table_bytes();
+    if a.json {
+        let v = serde_json::json!({
+            "prefixes": prefixes,
+            "table_bytes": table,
+            "bytes_per_prefix": table as f64 / prefixes.max(1) as f64,
+            "policy_json_bytes": text.len(),
+            "native": {"load_ms": load_native.as_secs_f64() * 1e3, "decisions": addrs.len(), "decisions_per_s": native_rate, "maps": maps},
+            "plugin": {"load_ms": load_plugin.as_secs_f64() * 1e3, "decisions": n, "decisions_per_s": plugin_rate,
+                       "linear_memory_bytes": memory, "identical_to_native": same},
+            "plugin_over_native": plugin_rate / native_rate,
+        });
+        println!("{v}");
+    } else {
+        println!("table: {prefixes} prefixes, {} bytes compiled ({:.2} bytes/prefix); policy {} bytes (packed)",
+            table, table as f64 / prefixes.max(1) as f64, text.len());
+        println!(
+            "{:<28} {:>12} {:>14} {:>16}",
+            "engine", "load", "decisions", "decisions/s"
+        );
+        println!(
+            "{:<28} {:>10.0}ms {:>14} {:>16.0}",
+            "native (policy-core)",
+            load_native.as_secs_f64() * 1e3,
+            addrs.len(),
+            native_rate
+        );
+        println!(
+            "{:<28} {:>10.0}ms {:>14} {:>16.0}",
+            "plugin in wasmtime harness",
+            load_plugin.as_secs_f64() * 1e3,
+            n,
+            plugin_rate
+        );
+        println!("plugin / native: {:.4}  (each plugin decision is a whole proxy-wasm HTTP request: context create, headers, hostcalls)", plugin_rate / native_rate);
+        println!("plugin linear memory after configure: {:.1} MiB; decisions identical to native: {same}/{n}", memory as f64 / 1048576.0);
+    }
+    if same == n {
+        0
+    } else {
+        1
+    }
+}

@@ -1,0 +1,79 @@
+//! `mapsctl pack` and `mapsctl gen`: the compact encoding of large prefix tables, and
+//! synthetic policies of any size for benchmarks and load tests.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::{load_policy, read_input};
+
+/// Writes `doc` as JSON to `out` (or standard output) and reports its size.
+fn write_doc(doc: &policy_core::PolicyDocument, out: Option<&Path>) -> u8 {
+    let text = match serde_json::to_vec(doc) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("mapsctl: cannot encode the policy: {e}");
+            return 2;
+        }
+    };
+    let res = match out {
+        Some(p) => std::fs::write(p, &text),
+        None => std::io::stdout().lock().write_all(&text),
+    };
+    if let Err(e) = res {
+        eprintln!("mapsctl: cannot write the policy: {e}");
+        return 2;
+    }
+    eprintln!("mapsctl: wrote {} bytes", text.len());
+    0
+}
+
+/// `mapsctl pack --policy P [--out F]`.
+pub fn pack(policy: &Path, out: Option<&Path>) -> u8 {
+    let (bytes, _) = match load_policy(policy) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let v = policy_core::validate(&bytes, false);
+    let Some(p) = v.policy else { return 1 };
+    let n = p.prefix_count();
+    let doc = policy_core::packed::pack_policy(&p);
+    eprintln!(
+        "mapsctl: {n} prefixes packed ({} bytes of JSON before)",
+        bytes.len()
+    );
+    write_doc(&doc, out)
+}
+
+/// `mapsctl gen --prefixes N [--v6 M] [--per-registration K] [--seed S] [--base P] [--out F]`.
+pub fn gen(
+    v4: usize,
+    v6: usize,
+    per_registration: usize,
+    seed: u64,
+    base: Option<&Path>,
+    out: Option<&Path>,
+) -> u8 {
+    let base_doc = match base {
+        Some(p) => {
+            let bytes = match read_input(p) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return 2;
+                }
+            };
+            match policy_core::parse::parse_bytes(&bytes) {
+                Ok(d) => d,
+                Err(diags) => {
+                    for d in diags {
+                        eprintln!("{d}");
+                    }
+                    return 1;
+                }
+            }
+        }
+        None => super::demo_document(),
+    };
+    let doc = policy_core::synth::synthetic_policy(&base_doc, v4, v6, per_registration, seed);
+    write_doc(&doc, out)
+}
