@@ -66,7 +66,7 @@ lint: setup-rust
 test-rust: setup-rust plugin
 	$(CARGO) test --workspace
 
-test: lint lint-plugin wasm-core test-rust test-web e2e
+test: lint lint-plugin wasm-core test-rust test-web e2e test-benches
 
 ## ---- golden files ---------------------------------------------------------------
 # Regenerate every golden file under fixtures/ from the current build. Review the diff.
@@ -147,3 +147,25 @@ chromium:
 test-web: web-site web-npm chromium
 	$(CARGO) clippy -p wasm-plugin --features web --target wasm32-unknown-unknown -- -D warnings
 	cd web && node --test test/
+
+## ---- LPM benches (maps-benches) ------------------------------------------------------
+# `make test` runs the benches' correctness checks, never timings: every criterion bench
+# once on scaled-down tables (criterion's test mode) plus tests/agree.rs (every
+# implementation answers like `maps`).
+# `make bench-lpm` measures (about 2 minutes once built) and rewrites the LPM section of
+# benches/RESULTS.md. It builds in its own target dir with popcnt enabled on x86-64
+# (every x86-64 CPU since 2008 has it; wasm has i64.popcnt): the Poptrie's hot path is a
+# popcount per node, which baseline x86-64 codegen emulates in a dozen instructions.
+LPM_BENCH_TARGET := $(TARGET)/bench-lpm
+LPM_BENCH_RUSTFLAGS ?= $(if $(filter x86_64,$(shell uname -m)),-C target-feature=+popcnt,)
+.PHONY: test-benches bench-lpm
+
+test-benches: setup-rust
+	$(CARGO) test -p maps-benches --tests --benches
+
+bench-lpm: setup-rust
+	RUSTFLAGS="$(LPM_BENCH_RUSTFLAGS)" CARGO_TARGET_DIR=$(LPM_BENCH_TARGET) \
+	  $(CARGO) bench -p maps-benches --bench lpm
+	RUSTFLAGS="$(LPM_BENCH_RUSTFLAGS)" CARGO_TARGET_DIR=$(LPM_BENCH_TARGET) \
+	  $(CARGO) run --release -p maps-benches --bin lpm-report -- \
+	  --criterion $(LPM_BENCH_TARGET)/criterion --write benches/RESULTS.md
