@@ -21,55 +21,73 @@
 //! an IPv6 lookup walks the top 64 bits of the address, and only when that walk ends
 //! on a /64 holding longer prefixes does it walk a second, small Poptrie over the low
 //! 64 bits. No 128-bit arithmetic is on the hot path (wasm32 has none), no pointers
-//! (indices into `Vec`s), no `unsafe`.
+//! (offsets into `Vec`s), no `unsafe`.
 //!
 //! ```text
-//!  key (64 bits)  |<- s bits ->|<- 6 ->|<- 6 ->|<- 6 ->| ...
-//!                      │
-//!  direct[2^s] ────────┴─▶ leaf code ─────────────────────────────────▶ done
-//!                        └▶ node ─▶ chunk c (6 bits) ─▶ vector bit c set?
-//!                                    yes: nodes[base1 + popcnt(vector & bits 0..=c) - 1], next chunk
-//!                                    no:  leaves[base0 + popcnt(leafvec & bits 0..=c) - 1] ─▶ done
-//!  node = { vector: u64, leafvec: u64, base0: u32, base1: u32 }  (24 bytes)
+//!  key (64 bits)  |<-- s bits -->|<- 6 ->|<- 6 ->|<- 6 ->| ...
+//!                        │
+//!  direct[2^s] (u32) ────┴─▶ leaf code ──────────────────────────────────────▶ value
+//!                          └▶ node ─▶ c = next 6 bits ─▶ bit c of vector set?
+//!                                no:  leaf number popcnt(leafvec & bits 0..=c) - 1 ─▶ value
+//!                                yes: child number popcnt(vector & bits 0..=c) - 1, next 6 bits
+//!
+//!  arena (bytes): ... [header 20 B][leaves, 3 B each][children: headers, 20 B each] ...
+//!  header = vector: u64 | leafvec: u64 | base: u32 (offset of the leaves; children follow them)
 //! ```
 //!
-//! - **Direct pointing**: the top `s` bits index `direct` (`s` = 18 for large tables,
-//!   12 or 6 for small ones, so a ten-prefix policy does not pay 1 MiB). An entry is
-//!   a leaf code, or a node index with bit 31 set.
-//! - **Nodes** resolve 6 bits each. A node's child nodes are contiguous in `nodes`
-//!   (found by `base1` and a popcount of `vector`); its leaves are contiguous in
-//!   `leaves` (`base0`, popcount of `leafvec`).
+//! - **Direct pointing**: the top `s` bits index `direct` (`s` = 18 for tables of
+//!   65,536 prefixes or more, 12 from 1,024, else 6, so a ten-prefix policy pays
+//!   256 bytes, not 1 MiB). An entry is a leaf code, or a node offset with bit 31 set.
+//! - **Nodes** resolve 6 bits each. A node's leaves and then its children's headers
+//!   are contiguous at `base`; which slot maps to which is two popcounts.
 //! - **Leaf compression**: consecutive leaf slots of a node with the same code are
 //!   stored once; `leafvec` marks where each run starts.
-//! - **Codes**: leaves hold `u32` codes. When every value (plus the few special
-//!   codes) is below 2^31, which is the case for indices, a code *is* the value (no
-//!   extra memory read); otherwise codes index a sorted table of the distinct values.
-//!   The code just past the values means "no match"; the codes after it are IPv6
-//!   escapes (below).
+//! - **Locality**: a node reached from the direct table is followed in the arena by
+//!   its own leaves, so the last read of a typical lookup (direct entry, node, leaf)
+//!   lands in or next to the cache line of the node. The first node is read without
+//!   a branch on whether the direct entry was a leaf (a dummy node stands in), and the
+//!   final "matched?" test is branch-free: on real traffic both are coin flips, and a
+//!   mispredicted branch costs more than the read.
+//! - **Codes**: leaves hold codes of 3 bytes when every code is below 2^24, else 4.
+//!   When every value (plus the few special codes) fits, a code *is* the value (no
+//!   extra read); otherwise codes index a sorted table of the distinct values. The
+//!   code just past the values means "no match"; the codes after it are IPv6
+//!   escapes.
 //! - **IPv6 longer than /64**: each /64 that holds such prefixes becomes an escape
 //!   leaf in the main trie; escape `e` names sub-trie root `e`, a Poptrie (no direct
-//!   table) over the low 64 bits whose default is the best match of the /64 itself.
+//!   table) over the low 64 bits, whose default is the best match of the /64 itself.
 //!
-//! Invariants (established by `build`, relied on by `lookup`): every node index and
-//! leaf index computed by a walk is in bounds; every leaf slot has a run start at or
-//! before it; nodes exist only at offsets below 64, so a walk takes at most
-//! `ceil((64 - s) / 6)` steps; escape codes appear only in the main IPv6 trie and only
-//! for /64s. A broken invariant would make a lookup return a wrong answer, never
-//! panic: every access is checked (`get`), and the checks are on predictable
-//! branches.
+//! Invariants (established by `build`, relied on by `lookup`): every node offset and
+//! leaf offset a walk computes is inside the arena; every leaf slot has a run start at
+//! or before it; nodes exist only at key offsets below 64, so a walk takes at most
+//! `ceil((64 - s) / 6)` steps; escape codes appear only in the main IPv6 trie, for
+//! /64s. A broken invariant would make a lookup return a wrong answer, never panic:
+//! every access is checked (`get`), on predictable branches.
 //!
 //! # Costs
 //!
-//! `n` prefixes, `s` direct bits (18 above 65,535 prefixes).
+//! Dependent memory reads per lookup, with `s` = 18:
 //!
-//! | | IPv4 | IPv6 (≤ /64) | IPv6 (> /64) |
-//! |---|---|---|---|
-//! | memory reads per lookup | 1 (direct leaf) or 2 + one per 6 bits past `s` (a /24: 3) | 2 + one per 6 bits past `s` (a /48: 7) | the /64 walk + 1 root + one per 6 bits |
-//! | bytes per prefix, 1M-prefix generated table | see `benches/RESULTS.md` | | |
-//! | build | O(n log n) sort, then each prefix is visited once per level on its path | same | same |
+//! | lookup ends in | reads |
+//! |---|---|
+//! | a direct entry that is a leaf (prefix ≤ /18, or no prefix longer than /18 below it) | 1 (+ the cached dummy node) |
+//! | a prefix /19–/24 (IPv4), or a miss beside one | 2 (direct, node; the leaf is next to the node) |
+//! | IPv4 /25–/30, /31–/32 | 3, 4 |
+//! | IPv6 ≤ /64 | 2 + one per 6 bits past /24 (a /32: 3, a /48: 6) |
+//! | IPv6 > /64 | the /64 walk + 1 per 6 bits past /64 |
 //!
-//! Measured figures (lookup ns, bytes per prefix, build time, side by side with
-//! DIR-24-8, `prefix-trie` and `ip_network_table`) are in `benches/RESULTS.md`.
+//! Size: `4 × 2^s` bytes of direct table + 20 bytes per node + 3 (or 4) bytes per
+//! stored leaf. Build: one sort of the prefixes (O(n log n)), then each prefix is
+//! visited once per level on its path. On the generated tables of `testgen`
+//! (measured by `maps-benches`, see `benches/RESULTS.md`):
+//!
+//! | table | nodes | leaves | memory | bytes/prefix | build |
+//! |---|---:|---:|---:|---:|---:|
+//! | IPv4, 1M prefixes (60 % /24) | 133,783 | 1,194,095 | 7.0 MiB | 7.31 | ~0.1 s |
+//! | IPv6, 200k prefixes (mostly /32–/48) | 248,595 | 528,330 | 7.3 MiB | 38 | ~0.1 s |
+//!
+//! The lookup figures against DIR-24-8, `prefix-trie` and `ip_network_table`,
+//! measured side by side, are in `benches/RESULTS.md`.
 
 mod poptrie;
 

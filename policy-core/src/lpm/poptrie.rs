@@ -17,14 +17,14 @@ const HDR: usize = 20;
 
 /// One node header, decoded.
 ///
-/// The node's 64 slots are resolved by the next 6 bits of the key. Slot `c` is a
-/// child when bit `c` of `vector` is set: the child's header is at
-/// `base + HDR * (popcount(vector & bits 0..=c) - 1)`. Otherwise it is a leaf: the
-/// node's leaves follow its children, and the code is the `W`-byte leaf number
-/// `popcount(leafvec & bits 0..=c) - 1` from `base + HDR * popcount(vector)`.
-/// `leafvec` has a bit for each leaf slot that starts a run of equal codes
-/// (consecutive leaf slots with the same code share one stored leaf, child slots in
-/// between notwithstanding).
+/// The node's 64 slots are resolved by the next 6 bits of the key. At `base` are the
+/// node's leaves (`W` bytes each), then its children (headers, `HDR` bytes each).
+/// Slot `c` is a child when bit `c` of `vector` is set: the child's header is number
+/// `popcount(vector & bits 0..=c) - 1` after the `popcount(leafvec)` leaves.
+/// Otherwise it is a leaf, number `popcount(leafvec & bits 0..=c) - 1`. `leafvec`
+/// has a bit for each leaf slot that starts a run of equal codes (consecutive leaf
+/// slots with the same code share one stored leaf, child slots in between
+/// notwithstanding).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Node {
     vector: u64,
@@ -41,10 +41,9 @@ pub(super) struct Poptrie<const W: usize> {
     direct_bits: u32,
     /// `2^direct_bits` entries: a leaf code, or `NODE_FLAG | arena offset`.
     direct: Vec<u32>,
-    /// Node headers and leaves; offset 0 holds the dummy node (see `find`). A node's
-    /// children block and leaves follow it when it is reached from the direct table
-    /// or a root, so a node without children has its leaves in the cache line its
-    /// header brought in. Four spare bytes at the end let every leaf be read as a u32.
+    /// Node headers and leaves; offset 0 holds the dummy node (see `find`). A node
+    /// reached from the direct table or a root is followed by its leaves, so its leaf
+    /// read usually hits the cache line its header brought in. Four spare bytes at the end let every leaf be read as a u32.
     arena: Vec<u8>,
     /// Sub-trie roots (same encoding as `direct`).
     roots: Vec<u32>,
@@ -98,12 +97,8 @@ impl<const W: usize> Poptrie<W> {
 
     #[inline(always)]
     fn leaf(&self, node: &Node, m: u64, none: u32) -> u32 {
-        let k = node.vector.count_ones();
         let i = (node.leafvec & m).count_ones().wrapping_sub(1);
-        let at = node
-            .base
-            .wrapping_add(k.wrapping_mul(HDR as u32))
-            .wrapping_add(i.wrapping_mul(W as u32)) as usize;
+        let at = node.base.wrapping_add(i.wrapping_mul(W as u32)) as usize;
         match self.arena.get(at..at + 4) {
             Some(b) => {
                 let b: [u8; 4] = b.try_into().unwrap_or([0; 4]);
@@ -115,8 +110,11 @@ impl<const W: usize> Poptrie<W> {
 
     #[inline(always)]
     fn child(node: &Node, m: u64) -> u32 {
+        let leaves = node.leafvec.count_ones();
         let k = (node.vector & m).count_ones().wrapping_sub(1);
-        node.base.wrapping_add(k.wrapping_mul(HDR as u32))
+        node.base
+            .wrapping_add(leaves.wrapping_mul(W as u32))
+            .wrapping_add(k.wrapping_mul(HDR as u32))
     }
 
     /// The code for `key` (at most 64 significant bits).
@@ -313,9 +311,8 @@ impl<const W: usize> Builder<W> {
             }
         }
         let vector = kids.iter().fold(0u64, |v, k| v | 1 << k.0);
-        // Children block, then the leaves, run-compressed over the leaf slots.
+        // The leaves, run-compressed over the leaf slots, then the children block.
         let base = self.trie.arena.len();
-        self.trie.arena.resize(base + kids.len() * HDR, 0);
         let mut leafvec = 0u64;
         let mut last: Option<u32> = None;
         for (c, &code) in slots.iter().enumerate() {
@@ -332,6 +329,8 @@ impl<const W: usize> Builder<W> {
                 last = Some(code);
             }
         }
+        let block = self.trie.arena.len();
+        self.trie.arena.resize(block + kids.len() * HDR, 0);
         self.trie.nodes += 1;
         if let Some(h) = self.trie.arena.get_mut(at..at + HDR) {
             let mut w = [0u8; HDR];
@@ -349,7 +348,7 @@ impl<const W: usize> Builder<W> {
         for (j, &(c, from, to)) in kids.iter().enumerate() {
             let sub = ps.get(from..to).unwrap_or(&[]);
             let d = slots.get(c as usize).copied().unwrap_or(default);
-            self.fill(sub, end, d, base + j * HDR);
+            self.fill(sub, end, d, block + j * HDR);
         }
     }
 }
