@@ -899,6 +899,51 @@ mod tests {
     }
 
     #[test]
+    fn options_strip_headers_and_choose_the_l4_listener_filter() {
+        let g = gen(&Settings::default()).unwrap();
+        let listeners = &g.bootstrap["static_resources"]["listeners"];
+        let routes = &listeners[0]["filter_chains"][0]["filters"][0]["typed_config"]
+            ["route_config"]["virtual_hosts"][0]["routes"];
+        assert!(routes[0].get("request_headers_to_remove").is_none());
+        assert_eq!(
+            listeners[1]["listener_filters"][0]["name"],
+            "envoy.filters.listener.original_dst"
+        );
+        let s = Settings {
+            strip_headers: true,
+            l4_proxy_protocol: true,
+            ..Settings::default()
+        };
+        let g = gen(&s).unwrap();
+        let listeners = &g.bootstrap["static_resources"]["listeners"];
+        let routes = &listeners[0]["filter_chains"][0]["filters"][0]["typed_config"]
+            ["route_config"]["virtual_hosts"][0]["routes"];
+        for r in [&routes[0], &routes[1]] {
+            assert_eq!(
+                r["request_headers_to_remove"],
+                json!(["x-edge-class", "x-edge-cluster", "x-edge-decision"])
+            );
+        }
+        assert_eq!(
+            listeners[1]["listener_filters"][0]["name"],
+            "envoy.filters.listener.proxy_protocol"
+        );
+        let s = Settings {
+            listen_l4: None,
+            ..Settings::default()
+        };
+        let g = gen(&s).unwrap();
+        assert_eq!(
+            g.bootstrap["static_resources"]["listeners"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(g.tcp_ecds.is_none());
+    }
+
+    #[test]
     fn edge_cluster_names_escape_like_the_aggregates() {
         assert_eq!(edge_cluster("a_b"), "edge_a~5Fb");
         assert_eq!(edge_cluster("sea"), "edge_sea");
