@@ -15,6 +15,8 @@ link id. Every check compares what Envoy did with what the native engine
   link         one link of a primary edge cut under a steady stream: no failed request
   edge         every link of a primary edge cut: traffic moves to the backup edge,
                then back when restored; sent/delivered/failed reported
+  no backup    the same for a registration with backup_edge "None": the traffic
+               takes the default (internet) path, then comes back
   reload       a changed policy through ECDS under a steady stream: takes effect, no
                restart, no failed request; an invalid one is rejected (the ECDS
                rejection counter rises) and the last good one keeps serving; a policy
@@ -26,6 +28,7 @@ On failure the Envoy log is printed. Each stream is bounded in time and count.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import sys
 import time
@@ -278,6 +281,53 @@ class Suite:
         assert st.sent > 200
         assert st.delivered / st.sent >= 0.999, f"delivered {st.delivered}/{st.sent}: {dict(st.errors)}"
 
+    def test_no_backup_failover(self) -> None:
+        """backup_edge "None": when the edge fails, traffic takes the default path."""
+        trace = self.http_trace()
+        decisions = self.edge.classify(trace)
+        lines = [
+            t for t, d in zip(trace, decisions)
+            if d.get("class") == "maps" and not d.get("backup") and family(t["src"]) == "ipv4"
+        ]
+        if not lines:  # none in the fixture trace: one address of such a registration
+            for r in self.edge.policy["registrations"]:
+                if r.get("backup_edge") == "None":
+                    for p in r["prefixes"]:
+                        if p["state"] == "Verified" and ":" not in p["prefix"]:
+                            net = ipaddress.ip_network(p["prefix"])
+                            lines.append({"src": str(net[10]), "host": "outlook.office365.com"})
+                            break
+            lines = [t for t, d in zip(lines, self.edge.classify(lines)) if d.get("class") == "maps"]
+        assert lines, "no maps client without a backup edge"
+        [d] = self.edge.classify(lines[:1])
+        e = d["edge"]
+        s = Stream(self.edge.http_port, [(t["src"], t["host"]) for t in lines],
+                   workers=4, interval=0.005, max_seconds=30).start()
+        time.sleep(1.0)
+        for link in self.edge.links_of(e):
+            link.stop()
+        t_cut = s.elapsed()
+        self.edge.envoy.wait_for(  # type: ignore[union-attr]
+            "traffic on the default path",
+            lambda: sum(1 for ts, l in list(s.stats.timeline) if ts >= t_cut and l == "internet") > 50,
+            timeout=10,
+        )
+        for link in self.edge.links_of(e):
+            link.start()
+        t_back = s.elapsed()
+        self.edge.envoy.wait_for(  # type: ignore[union-attr]
+            f"traffic back on {e}",
+            lambda: sum(1 for ts, l in list(s.stats.timeline) if ts >= t_back and self.edge.edge_of(l) == e) > 50,
+            timeout=15,
+        )
+        st = s.stop()
+        after = Counter(self.edge.edge_of(l) for ts, l in st.timeline if ts >= t_cut)
+        say(st.line(f"no-backup failover ({d['registration']}: {e} -> default path and back)")
+            + f"; after the cut: {dict(after)}")
+        assert set(after) <= {e, "internet"} and after.get("internet", 0) > 0, dict(after)
+        assert st.delivered / st.sent >= 0.999, f"delivered {st.delivered}/{st.sent}: {dict(st.errors)}"
+        self.edge.wait_all_healthy()
+
     def test_reload(self) -> None:
         envoy = self.edge.envoy
         assert envoy is not None
@@ -386,6 +436,7 @@ def main() -> int:
         ("l4", suite.test_l4),
         ("link_failover", suite.test_link_failover),
         ("edge_failover", suite.test_edge_failover),
+        ("no_backup_failover", suite.test_no_backup_failover),
         ("reload", suite.test_reload),
     ]
     passed = failed = 0
