@@ -258,31 +258,87 @@ struct FlowOptions {
     host: Option<String>,
 }
 
+/// What the module refuses, before or after `policy-core` (an invalid policy is not
+/// one of these: it is a `PolicyError` carrying the report). Each becomes a JS `Error`
+/// with this text, once, at the boundary.
+#[derive(Debug)]
+pub enum WebError {
+    /// The options argument is not an object. Fix: pass `{ ... }`, `undefined` or `null`.
+    OptionsNotObject { what: &'static str },
+    /// An option key the function does not take (often a misspelling). Fix: rename it.
+    UnknownOption {
+        what: &'static str,
+        key: String,
+        known: &'static [&'static str],
+    },
+    /// An option of the wrong type (e.g. `strict: "yes"`). Fix: use the type named.
+    BadOption { what: &'static str, reason: String },
+    /// The policy argument is neither a string nor a `Uint8Array`. Fix: pass the text
+    /// or the file's bytes.
+    PolicyNotTextOrBytes,
+    /// `edges(id)` named no registration of the policy. Fix: use a registration `id`.
+    UnknownRegistration(String),
+    /// A result could not be turned into a JS value (not expected: every shape here
+    /// is plain data). Report it as a bug.
+    Convert(String),
+}
+
+impl core::fmt::Display for WebError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            WebError::OptionsNotObject { what } => write!(f, "{what}: expected an object"),
+            WebError::UnknownOption { what, key, known } => write!(
+                f,
+                "{what}: unknown option `{key}` (expected {})",
+                known.join(", ")
+            ),
+            WebError::BadOption { what, reason } => write!(f, "{what}: {reason}"),
+            WebError::PolicyNotTextOrBytes => {
+                f.write_str("the policy must be a string or a Uint8Array")
+            }
+            WebError::UnknownRegistration(id) => write!(f, "unknown registration `{id}`"),
+            WebError::Convert(e) => write!(f, "cannot convert to JS: {e}"),
+        }
+    }
+}
+
+impl From<WebError> for JsError {
+    fn from(e: WebError) -> JsError {
+        JsError::new(&e.to_string())
+    }
+}
+
+impl From<WebError> for JsValue {
+    fn from(e: WebError) -> JsValue {
+        JsError::from(e).into()
+    }
+}
+
 /// Reads an optional options object: `undefined` and `null` give the defaults; a key
 /// outside `known` is an error (a misspelt option must not be silently ignored).
 fn options<T: Default + for<'de> Deserialize<'de>>(
     value: Option<JsValue>,
-    what: &str,
-    known: &[&str],
-) -> Result<T, JsError> {
+    what: &'static str,
+    known: &'static [&'static str],
+) -> Result<T, WebError> {
     let Some(v) = value.filter(|v| !v.is_undefined() && !v.is_null()) else {
         return Ok(T::default());
     };
     if !v.is_object() || js_sys::Array::is_array(&v) {
-        return Err(JsError::new(&format!("{what}: expected an object")));
+        return Err(WebError::OptionsNotObject { what });
     }
     for key in js_sys::Object::keys(v.unchecked_ref::<js_sys::Object>()).iter() {
         let key = key.as_string().unwrap_or_default();
         if !known.contains(&key.as_str()) {
-            return Err(JsError::new(&format!(
-                "{what}: unknown option `{key}` (expected {})",
-                known.join(", ")
-            )));
+            return Err(WebError::UnknownOption { what, key, known });
         }
     }
     serde_wasm_bindgen::from_value(v).map_err(|e| {
         let text = e.to_string();
-        JsError::new(&format!("{what}: {}", text.trim_start_matches("Error: ")))
+        WebError::BadOption {
+            what,
+            reason: text.trim_start_matches("Error: ").to_string(),
+        }
     })
 }
 
@@ -292,22 +348,22 @@ const FLOW_OPTIONS: &[&str] = &["dst", "host"];
 /// The policy as bytes: a string (UTF-16, converted to UTF-8) or a `Uint8Array` (a
 /// Node `Buffer` is one), passed through untouched so that non-UTF-8 input is
 /// reported as such.
-fn policy_bytes(value: &JsValue) -> Result<Vec<u8>, JsError> {
+fn policy_bytes(value: &JsValue) -> Result<Vec<u8>, WebError> {
     if let Some(text) = value.as_string() {
         return Ok(text.into_bytes());
     }
     if let Some(bytes) = value.dyn_ref::<js_sys::Uint8Array>() {
         return Ok(bytes.to_vec());
     }
-    Err(JsError::new("the policy must be a string or a Uint8Array"))
+    Err(WebError::PolicyNotTextOrBytes)
 }
 
 /// Serialises to a plain JS value, exactly as the JSON outputs would hold it:
 /// maps as objects, `None` as `null`.
-fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
+fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, WebError> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| JsError::new(&format!("cannot convert to JS: {e}")))
+        .map_err(|e| WebError::Convert(e.to_string()))
 }
 
 /// Validates a policy document (SPEC §6) and returns the report: every problem at
@@ -319,7 +375,7 @@ pub fn validate(
     policy: JsValue,
     #[wasm_bindgen(js_name = "options", unchecked_optional_param_type = "ValidateOptions")]
     options_value: Option<JsValue>,
-) -> Result<JsValue, JsError> {
+) -> Result<JsValue, WebError> {
     let opts: ValidateOptions = options(options_value, "validate options", VALIDATE_OPTIONS)?;
     let bytes = policy_bytes(&policy)?;
     let v = policy_core::validate(&bytes, opts.strict.unwrap_or(false));
@@ -457,13 +513,13 @@ impl PolicyEngine {
 
     /// The validation report of the loaded policy (valid; may carry warnings).
     #[wasm_bindgen(getter, unchecked_return_type = "Report")]
-    pub fn report(&self) -> Result<JsValue, JsError> {
+    pub fn report(&self) -> Result<JsValue, WebError> {
         to_js(&self.engine.report)
     }
 
     /// The policy's summary (counts, telemetry cost).
     #[wasm_bindgen(getter, unchecked_return_type = "Summary")]
-    pub fn summary(&self) -> Result<JsValue, JsError> {
+    pub fn summary(&self) -> Result<JsValue, WebError> {
         // A loaded policy was read, so validation always produced its summary.
         match &self.engine.report.summary {
             Some(s) => to_js(s),
@@ -478,7 +534,7 @@ impl PolicyEngine {
         src: &str,
         #[wasm_bindgen(js_name = "flow", unchecked_optional_param_type = "FlowOptions")]
         flow: Option<JsValue>,
-    ) -> Result<JsValue, JsError> {
+    ) -> Result<JsValue, WebError> {
         let f: FlowOptions = options(flow, "classify options", FLOW_OPTIONS)?;
         let d = self
             .classifier()
@@ -515,7 +571,7 @@ impl PolicyEngine {
         src: &str,
         #[wasm_bindgen(js_name = "flow", unchecked_optional_param_type = "FlowOptions")]
         flow: Option<JsValue>,
-    ) -> Result<JsValue, JsError> {
+    ) -> Result<JsValue, WebError> {
         let f: FlowOptions = options(flow, "explain options", FLOW_OPTIONS)?;
         let explanation = self
             .classifier()
@@ -533,13 +589,13 @@ impl PolicyEngine {
     pub fn edges(
         &self,
         #[wasm_bindgen(js_name = "registrationId")] registration_id: &str,
-    ) -> Result<JsValue, JsError> {
+    ) -> Result<JsValue, WebError> {
         let doc = self.classifier().policy().document();
         let reg = doc
             .registrations
             .iter()
             .position(|r| r.id == registration_id)
-            .ok_or_else(|| JsError::new(&format!("unknown registration `{registration_id}`")))?;
+            .ok_or_else(|| WebError::UnknownRegistration(registration_id.to_string()))?;
         let views: Vec<CandidateView<'_>> = self
             .classifier()
             .candidates(reg)
@@ -564,7 +620,7 @@ impl PolicyEngine {
     /// with their site and the edges they use (primary = first candidate, backup =
     /// second).
     #[wasm_bindgen(unchecked_return_type = "MapData")]
-    pub fn map(&self) -> Result<JsValue, JsError> {
+    pub fn map(&self) -> Result<JsValue, WebError> {
         let c = self.classifier();
         let policy = c.policy();
         let doc = policy.document();

@@ -31,7 +31,7 @@ const state = {
   report: null, // Report shown (strict or not)
   engine: null, // PolicyEngine of the text, when it loads (non-strict, as an edge would)
   map: null, // MapData
-  region: 'world',
+  region: 'fit',
   selected: null, // { registration, edge, backup } of the last classified flow
   markers: '',
 };
@@ -267,7 +267,7 @@ function renderSummary() {
   const box = $('summary');
   const s = state.report?.summary;
   if (!s) {
-    box.replaceChildren(p(state.report ? 'The document could not be read: fix the syntax first.' : 'Load a policy to see its contents.', 'muted'));
+    box.replaceChildren(p(state.report ? 'No summary yet: the document does not have the shape of a policy (see the errors below).' : 'Load a policy to see its contents.', 'muted wide'));
     return;
   }
   const card = (k, v, d, cls) => el('div', { class: `card ${cls ?? ''}` }, el('div', { class: 'k' }, k), el('div', { class: 'v' }, String(v)), d ? el('div', { class: 'd' }, d) : null);
@@ -330,6 +330,24 @@ function renderExamples() {
   }, x.label)));
 }
 
+/** Fills the tester with an address of a registration (an eligible prefix first). */
+function testRegistration(id) {
+  let doc;
+  try { doc = JSON.parse(ta.value); } catch { return; }
+  const r = (doc.registrations ?? []).find((x) => x.id === id);
+  const eligible = new Set(doc.options?.eligible_states ?? ['Verified']);
+  const px = r?.prefixes?.find((x) => eligible.has(x.state)) ?? r?.prefixes?.[0];
+  if (!px) return;
+  $('src').value = hostIn(px.prefix);
+  if (!$('dst').value && !$('host').value) {
+    const dest = (doc.destinations ?? [])[0];
+    $('host').value = (dest?.domains ?? [])[0]?.replace(/^\*\./, 'www.') ?? '';
+    if (!$('host').value && dest?.prefixes?.[0]) $('dst').value = hostIn(dest.prefixes[0]);
+  }
+  classify();
+  $('tester').scrollIntoView({ behavior: 'smooth', block: 'start' });
+}
+
 function classify() {
   const box = $('decision');
   if (!state.engine) return;
@@ -360,6 +378,7 @@ function classify() {
       el('td', { class: 'num' }, e.rank ?? '–'),
       el('td', { class: 'num' }, e.distance_km == null ? '–' : e.distance_km.toLocaleString('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 })),
       el('td', {}, e.why))))) : null;
+  box.dataset.seq = String(Number(box.dataset.seq ?? 0) + 1);
   box.replaceChildren(
     el('div', { class: 'verdict' }, el('span', { class: `class ${d.class}`, id: 'decision-class' }, d.class), el('span', { class: 'why' }, x.why)),
     facts,
@@ -381,6 +400,7 @@ function classify() {
 const SVGNS = 'http://www.w3.org/2000/svg';
 /** Regions as [west lon, north lat, east lon, south lat]. */
 const REGIONS = {
+  fit: null, // the policy's edges and customers
   world: [-180, 80, 180, -58],
   americas: [-135, 62, -30, -42],
   europe: [-14, 62, 34, 33],
@@ -397,6 +417,21 @@ function s(tag, attrs = {}, ...children) {
 const X = (lon) => lon + 180;
 const Y = (lat) => 90 - lat;
 
+/** The box around a policy's edges and customers, with a margin. */
+function fitBox(m) {
+  const pts = m ? [...m.edges, ...m.registrations] : [];
+  if (!pts.length) return null;
+  const lons = pts.map((q) => q.lon);
+  const lats = pts.map((q) => q.lat);
+  const pad = 8;
+  let [w, e] = [Math.min(...lons) - pad, Math.max(...lons) + pad];
+  let [so, n] = [Math.min(...lats) - pad, Math.max(...lats) + pad];
+  // No closer than a region of 40 x 20 degrees.
+  if (e - w < 40) { const c = (w + e) / 2; [w, e] = [c - 20, c + 20]; }
+  if (n - so < 20) { const c = (n + so) / 2; [so, n] = [c - 10, c + 10]; }
+  return [Math.max(-180, w), Math.min(85, n), Math.min(180, e), Math.max(-85, so)];
+}
+
 function curve(x1, y1, x2, y2, bend) {
   const mx = (x1 + x2) / 2;
   const my = (y1 + y2) / 2;
@@ -407,7 +442,7 @@ function curve(x1, y1, x2, y2, bend) {
 
 function renderMap() {
   const svg = $('map');
-  const [w, n, e, so] = REGIONS[state.region];
+  const [w, n, e, so] = REGIONS[state.region] ?? fitBox(state.map) ?? REGIONS.world;
   let vw = e - w;
   let vh = n - so;
   let vx = X(w);
@@ -422,11 +457,12 @@ function renderMap() {
   const layers = [
     s('rect', { class: 'ocean', x: -360, y: -90, width: 1080, height: 360 }),
     s('path', { class: 'grat', d: grat.join(''), 'stroke-width': 0.6, 'vector-effect': 'non-scaling-stroke' }),
-    s('path', { class: 'land', d: LAND_PATH, 'stroke-width': 0.7, 'vector-effect': 'non-scaling-stroke' }),
+    s('path', { class: 'land', d: LAND_PATH, transform: 'scale(0.1)', 'stroke-width': 0.7, 'vector-effect': 'non-scaling-stroke' }),
   ];
   const m = state.map;
   if (!m) {
-    svg.replaceChildren(...layers);
+    const msg = state.report ? 'The map appears when the policy has no errors.' : 'Load a policy to see its edges and customers.';
+    svg.replaceChildren(...layers, s('text', { class: 'placeholder', x: vx + vw / 2, y: vy + vh / 2, 'text-anchor': 'middle', 'font-size': 15 * px, 'stroke-width': 4 * px }, msg));
     return;
   }
   const edges = new Map(m.edges.map((x) => [x.id, x]));
@@ -452,6 +488,7 @@ function renderMap() {
         + `${plural(r.prefixes, 'prefix')}, ${r.eligible_prefixes} eligible${r.telemetry ? ' · telemetry' : ''}`),
       s('circle', { cx: rx, cy: ry, r: 3.4 * px, 'stroke-width': 1 * px }),
       s('text', { x: rx + 6 * px, y: ry - 5 * px, 'font-size': 11 * px, 'stroke-width': 3 * px }, r.customer ?? r.id));
+    g.addEventListener('click', () => testRegistration(r.id));
     g.addEventListener('mouseenter', () => hot((el2) => el2.dataset.reg === r.id, g));
     g.addEventListener('mouseleave', () => hot(null, g));
     regs.append(g);
@@ -515,7 +552,7 @@ async function main() {
   $('version').textContent = `policy-core wasm ${version()}`;
   ta.addEventListener('input', () => { band.hidden = true; renderGutter(); schedule(); });
   ta.addEventListener('scroll', syncScroll);
-  for (const ev of ['keyup', 'click', 'select']) ta.addEventListener(ev, showCursor);
+  for (const ev of ['keyup', 'click', 'select', 'input']) ta.addEventListener(ev, showCursor);
   ta.addEventListener('keydown', (e) => {
     if (e.key === 'Tab' && !e.shiftKey && !e.ctrlKey && !e.metaKey) {
       e.preventDefault();

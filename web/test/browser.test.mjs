@@ -1,0 +1,203 @@
+// The page (target/web, built by `make web-site`) in headless Debian Chromium, driven
+// by playwright-core: paste an invalid policy, check the diagnostics shown against the
+// golden report, fix it through the diagnostics' jump links, test an address and
+// check the decision shown against the Node package. Screenshots go to target/web-test/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serve } from './serve.mjs';
+import { launch } from './browser.mjs';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const SITE = join(ROOT, 'target/web');
+const SHOTS = join(ROOT, 'target/web-test');
+const fixture = (...p) => readFileSync(join(ROOT, 'fixtures', ...p), 'utf8');
+const maps = createRequire(import.meta.url)(join(ROOT, 'packages/maps-policy-node'));
+
+let site;
+let chromium;
+let page;
+const requests = [];
+const problems = [];
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  site = await serve(SITE);
+  chromium = await launch({ width: 1440, height: 900 });
+  page = await chromium.context.newPage();
+  page.setDefaultTimeout(20_000);
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+  await page.goto(site.url);
+  await page.waitForSelector('body[data-ready="true"]');
+});
+
+after(async () => {
+  await chromium?.close();
+  await site?.close();
+});
+
+/** The diagnostics table as shown. */
+const shownDiagnostics = () => page.$$eval('#diagnostics tr[data-code]', (rows) => rows.map((r) => ({
+  severity: r.querySelector('.sev').textContent,
+  code: r.dataset.code,
+  path: r.querySelector('.path').textContent,
+  where: r.children[3].textContent,
+  message: r.querySelector('.msg div').textContent,
+})));
+
+/** Replaces the editor's text as a paste would (one text insertion). */
+async function paste(text) {
+  await page.focus('#policy');
+  await page.keyboard.press('Control+A');
+  await page.keyboard.insertText(text);
+}
+
+/** Fills the address tester, classifies, and waits for that decision to be shown. */
+async function classifyIn({ src, dst, host }) {
+  const seq = Number((await page.getAttribute('#decision', 'data-seq')) ?? 0);
+  await page.fill('#src', src);
+  await page.fill('#dst', dst ?? '');
+  await page.fill('#host', host ?? '');
+  await page.click('#test');
+  await page.waitForFunction((n) => Number(document.getElementById('decision').dataset.seq ?? 0) > n, seq);
+}
+
+const waitStatus = (state) => page.waitForSelector(`#status[data-state="${state}"]`);
+
+test('the page says that nothing leaves the browser', async () => {
+  assert.match(await page.textContent('#privacy'), /entirely in your browser.*never uploaded/);
+  const csp = await page.getAttribute('meta[http-equiv="Content-Security-Policy"]', 'content');
+  assert.match(csp, /default-src 'none'/);
+  assert.match(csp, /connect-src 'self'/);
+});
+
+test('an invalid policy, pasted, shows its golden diagnostics; jumping and fixing makes it valid', async () => {
+  const text = fixture('invalid', 'unknown-fields.json');
+  const golden = JSON.parse(fixture('invalid', 'unknown-fields.golden.json'));
+  await paste(text);
+  await waitStatus('invalid');
+  assert.equal(await page.textContent('#status'), `✗ ${golden.errors} errors`);
+  assert.deepEqual(await shownDiagnostics(), golden.diagnostics.map((d) => ({
+    severity: d.severity, code: d.code, path: d.path, where: `${d.line}:${d.column}`, message: d.message,
+  })));
+  await page.screenshot({ path: join(SHOTS, 'invalid.png'), fullPage: true });
+  // Every misspelt key marked in the gutter.
+  const marked = await page.$$eval('#gutter div.error', (ds) => ds.map((d) => Number(d.textContent)));
+  assert.deepEqual(marked, golden.diagnostics.map((d) => d.line));
+  // The tester waits for a valid policy.
+  assert.equal(await page.isDisabled('#test'), true);
+
+  // Fix each one where the jump link puts the cursor: the diagnostic's key is selected.
+  const fixes = {
+    '/provdier': '"provider"',
+    '/edges/0/lattitude': ['Shift+End', '"drained": false'],
+    '/edges/1/links/0/routr': '"router"',
+    '/registrations/0/primary': '"primary_edge"',
+    '/registrations/0/prefixes/0/telemtry': '"telemetry"',
+    '/options/eligible_state': '"eligible_states"',
+  };
+  let left = golden.diagnostics.length;
+  for (const d of golden.diagnostics) {
+    await page.click(`#diagnostics tr[data-path="${d.path}"] .path`);
+    const sel = await page.$eval('#policy', (t) => t.value.slice(t.selectionStart, t.selectionEnd));
+    assert.equal(sel, `"${d.path.split('/').pop()}"`, `jump to ${d.path} selects its key`);
+    assert.equal(await page.textContent('#cursor'), `Ln ${d.line}, Col ${d.column}`);
+    const fix = fixes[d.path];
+    const [keys, replacement] = Array.isArray(fix) ? fix : [null, fix];
+    if (keys) await page.keyboard.press(keys);
+    await page.keyboard.insertText(replacement);
+    left -= 1;
+    await page.waitForFunction((n) => document.querySelectorAll('#diagnostics tr[data-severity="error"]').length === n, left);
+  }
+  await page.waitForSelector('#status[data-state="valid"], #status[data-state="warnings"]');
+  const fixed = await page.inputValue('#policy');
+  const report = maps.validate(fixed);
+  assert.equal(report.valid, true);
+  // What the page shows is the module's report.
+  assert.deepEqual((await shownDiagnostics()).map((d) => `${d.code} ${d.path}`), report.diagnostics.map((d) => `${d.code} ${d.path}`));
+
+  // Test an address in the fixed policy.
+  await classifyIn({ src: '20.1.2.3' });
+  const engine = new maps.PolicyEngine(fixed);
+  const want = engine.classify('20.1.2.3', {});
+  engine.free();
+  assert.equal(want.class, 'maps');
+  assert.equal(want.edge, 'sea');
+  assert.equal(await page.textContent('#decision-class'), 'maps');
+  assert.deepEqual(JSON.parse(await page.textContent('#decision-json')), want);
+  assert.equal(await page.textContent('[data-field="edge"]'), 'sea (Seattle)');
+  assert.equal(await page.textContent('[data-field="backup"]'), 'chi (Chicago)');
+  assert.match(await page.textContent('#explanation'), /^decision: maps\nwhy: +sea is the registration's pinned primary edge and is usable/);
+  // The flow is drawn on the map: primary to sea, backup to chi.
+  assert.equal(await page.locator('#map path.flow.primary').count(), 1);
+  assert.equal(await page.locator('#map path.flow.backup').count(), 1);
+  await page.screenshot({ path: join(SHOTS, 'fixed.png'), fullPage: true });
+});
+
+test('the demo policy: readiness checklist, summary, decisions, map', async () => {
+  await page.click('#demo');
+  await waitStatus('warnings');
+  const demo = fixture('demo', 'policy.json');
+  const report = maps.validate(demo);
+  assert.equal(await page.inputValue('#policy'), demo);
+  assert.equal(await page.locator('#diagnostics tr[data-code]').count(), report.diagnostics.length);
+  // Checklist: each item fails exactly when the report carries its code.
+  const codes = new Set(report.diagnostics.map((d) => d.code));
+  const items = await page.$$eval('#checklist li[data-check]', (lis) => lis.map((li) => [li.dataset.check, li.dataset.result]));
+  assert.deepEqual(items.slice(0, 5).map(([c]) => c), ['no-local-redundancy', 'no-geo-redundancy', 'ipv6-prefix', 'overlapping-prefix', 'link-capacity']);
+  for (const [code, result] of items) assert.equal(result, codes.has(code) ? 'fail' : 'pass', code);
+  assert.ok(items.some(([, r]) => r === 'fail'), 'the demo shows readiness warnings');
+  // Summary: the telemetry cost.
+  const s = report.summary;
+  const cost = await page.textContent('.card.cost');
+  assert.ok(cost.includes(`$${s.telemetry_cost_usd.toLocaleString('en-US')}`), cost);
+  assert.ok(cost.includes(`${s.telemetry_prefixes} prefix`), cost);
+  // Strict mode turns the readiness warnings into errors.
+  await page.check('#strict');
+  await waitStatus('invalid');
+  assert.equal(await page.locator('#diagnostics tr[data-severity="warning"]').count(), 0);
+  assert.equal(await page.locator('#diagnostics tr[data-severity="error"]').count(), report.diagnostics.length);
+  await page.uncheck('#strict');
+  await waitStatus('warnings');
+
+  // Every scenario line of the demo trace, through the page, gives its golden decision.
+  const trace = fixture('demo', 'trace.jsonl').split('\n').filter((l) => l.trim());
+  const golden = fixture('demo', 'decisions.golden.jsonl').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+  let checked = 0;
+  for (const [i, line] of trace.entries()) {
+    if ('error' in golden[i]) continue;
+    const t = JSON.parse(line);
+    // The form needs a source (an empty one is `invalid-source`; the Node tests cover it).
+    if (t.src.trim() === '') continue;
+    await classifyIn(t);
+    const shown = JSON.parse(await page.textContent('#decision-json'));
+    assert.deepEqual(shown, golden[i], `trace line ${i + 1}: ${line}`);
+    assert.equal(await page.textContent('#decision-class'), golden[i].class);
+    checked += 1;
+  }
+  assert.equal(checked, golden.filter((g) => !('error' in g) && g.src.trim() !== '').length);
+
+  // The map: every edge and registration drawn, each registration's primary and backup.
+  const engine = new maps.PolicyEngine(demo);
+  const m = engine.map();
+  engine.free();
+  assert.equal(await page.locator('#map g.edge').count(), m.edges.length);
+  assert.equal(await page.locator('#map g.reg').count(), m.registrations.length);
+  assert.equal(await page.locator('#map path.path.primary').count(), m.registrations.filter((r) => r.primary).length);
+  assert.equal(await page.locator('#map path.path.backup').count(), m.registrations.filter((r) => r.backup).length);
+  await classifyIn({ src: '20.33.1.10', host: 'outlook.office365.com' });
+  await page.screenshot({ path: join(SHOTS, 'demo.png'), fullPage: true });
+  await page.click('#zoom button[data-region="europe"]');
+  await page.locator('.map-panel').screenshot({ path: join(SHOTS, 'map-europe.png') });
+});
+
+test('the page asked nothing of any other origin and logged no error', () => {
+  const foreign = requests.filter((u) => !u.startsWith(site.url) && !u.startsWith('data:'));
+  assert.deepEqual(foreign, []);
+  assert.deepEqual(problems, []);
+});
