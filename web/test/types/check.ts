@@ -1,0 +1,83 @@
+// Compiled by `tsc --strict` in node.test.mjs: the packages' typings describe the values
+// exactly enough that correct use compiles and misuse does not (`@ts-expect-error`
+// fails the build when the line below it is NOT an error).
+import init, * as web from '../../../packages/maps-policy-web/maps_policy.js';
+import * as node from '../../../packages/maps-policy-node/maps_policy.js';
+import type {
+  Candidate, Decision, DiagnosticCode, Explanation, MapData, PolicyError, Report, Summary,
+} from '../../../packages/maps-policy-node/maps_policy.js';
+
+export async function uses(policy: string, bytes: Uint8Array): Promise<void> {
+  const report: Report = node.validate(policy, { strict: true });
+  const fromBytes: Report = node.validate(bytes);
+  const first = report.diagnostics[0];
+  if (first) {
+    const code: DiagnosticCode = first.code;
+    const severity: 'error' | 'warning' = first.severity;
+    const line: number | undefined = first.line;
+    const help: string | undefined = first.help;
+    void [code, severity, line, help];
+  }
+  const states: Record<string, number> | undefined = fromBytes.summary?.prefixes_by_state;
+
+  const engine = new node.PolicyEngine(policy);
+  const d: Decision = engine.classify('198.51.100.7', { dst: '13.107.6.152', host: null });
+  if (d.class === 'maps') {
+    const edge: string = d.edge;
+    const link: string = d.link;
+    const backup: string | null = d.backup;
+    const failover: string[] = d.failover;
+    const km: number = d.distance_km;
+    void [edge, link, backup, failover, km];
+  } else if (d.class === 'unverified' || d.class === 'non-microsoft' || d.class === 'no-edge') {
+    const registration: string = d.registration;
+    const prefix: string = d.prefix;
+    // @ts-expect-error only a `maps` decision names an edge
+    void d.edge;
+    void [registration, prefix];
+  } else {
+    const cls: 'invalid-source' | 'unregistered' = d.class;
+    // @ts-expect-error these classes name no registration
+    void d.registration;
+    void cls;
+  }
+  engine.classify('198.51.100.7');
+  // @ts-expect-error a misspelt option
+  engine.classify('198.51.100.7', { hots: 'x' });
+  // @ts-expect-error a misspelt option
+  node.validate(policy, { strcit: true });
+  // @ts-expect-error strict is a boolean
+  node.validate(policy, { strict: 'yes' });
+  // @ts-expect-error the policy is text or bytes
+  node.validate(42);
+
+  const x: Explanation = engine.explain('198.51.100.7', { host: 'outlook.office365.com' });
+  const text: string = x.text;
+  const site: [number, number, string] | null = x.site;
+  const why: string | undefined = x.edges[0]?.why;
+  const cands: Candidate[] = engine.edges('fabrikam-wa');
+  const reason: 'pinned-primary' | 'pinned-backup' | 'nearest' | undefined = cands[0]?.reason;
+  const map: MapData = engine.map();
+  const primary: string | null | undefined = map.registrations[0]?.primary;
+  const lines: string = engine.classifyTrace('{"src": "198.51.100.7"}\n');
+  const summary: Summary = engine.summary;
+  const cost: number = summary.telemetry_cost_usd;
+  const again: Report = engine.report;
+  engine.free();
+  void [states, text, site, why, reason, primary, lines, cost, again];
+
+  try {
+    new node.PolicyEngine(bytes, { strict: true }).free();
+  } catch (e) {
+    const err = e as PolicyError;
+    const name: 'PolicyError' = err.name;
+    const r: Report = err.report;
+    void [name, r];
+  }
+
+  await init();
+  const w: Report = web.validate(policy);
+  const we = new web.PolicyEngine(policy);
+  const wd: Decision = we.classify('198.51.100.7');
+  void [w, wd];
+}
