@@ -36,8 +36,8 @@
 //! ```
 //!
 //! - **Direct pointing**: the top `s` bits index `direct` (`s` = 18 for tables of
-//!   65,536 prefixes or more, 12 from 1,024, else 6, so a ten-prefix policy pays
-//!   256 bytes, not 1 MiB). An entry is a leaf code, or a node offset with bit 31 set.
+//!   65,536 prefixes or more, else 12, so a ten-prefix policy pays 16 KiB, not
+//!   1 MiB; 6 for an empty table). An entry is a leaf code, or a node offset with bit 31 set.
 //! - **Nodes** resolve 6 bits each. A node's leaves and then its children's headers
 //!   are contiguous at `base`; which slot maps to which is two popcounts.
 //! - **Leaf compression**: consecutive leaf slots of a node with the same code are
@@ -244,9 +244,10 @@ impl Trie {
 }
 
 /// Direct-table bits for `n` prefixes: multiples of 6 keep /24 and /48 on a node
-/// boundary.
+/// boundary. 12 bits (16 KiB) for small tables keeps a /24 two reads deep; 18 bits
+/// (1 MiB) from 65,536 prefixes makes it one; 6 bits for an empty table.
 fn direct_bits(n: usize) -> u32 {
-    if n < 1 << 10 {
+    if n == 0 {
         6
     } else if n < 1 << 16 {
         12

@@ -245,6 +245,32 @@ fn v6_long_prefixes_without_a_covering_64() {
 }
 
 #[test]
+fn v6_mismatches_at_every_level_of_a_deep_chain() {
+    // One /32 with a /48 and a /60 deep inside, and a /128 below a /64: long chains
+    // of single-child nodes.
+    let net = 0x2001_0db8u128 << 96;
+    let deep = net | 0x0001_0000_0000u128 << 64;
+    let t = [
+        (net, 32, 1),
+        (deep, 48, 2),
+        (deep | 0x0123_0000_0000_0000u128 << 64 >> 16, 60, 3),
+        (deep | 0xabcd, 128, 4),
+    ];
+    let lpm = Lpm6::build(&t);
+    // Flip each bit of the deepest key: every level's mismatch is probed.
+    let mut extra = Vec::new();
+    for k in [deep | 0xabcd, t[2].0] {
+        for bit in 0..128 {
+            extra.push(k ^ (1u128 << bit));
+        }
+    }
+    check6(&t, &extra);
+    assert_eq!(lpm.lookup(deep | 0xabcd), Some(4));
+    assert_eq!(lpm.lookup(deep | 0xabce), Some(2));
+    assert_eq!(lpm.lookup(net | 5), Some(1));
+}
+
+#[test]
 fn v6_every_length_at_both_ends_of_the_space() {
     let mut t = Vec::new();
     for len in 0..=128u8 {
@@ -256,10 +282,14 @@ fn v6_every_length_at_both_ends_of_the_space() {
 
 #[test]
 fn small_tables_stay_small() {
+    // A 4096-entry direct table and a few nodes.
     let lpm = Lpm4::build(&[(0xc633_6400, 24, 1)]);
-    assert!(lpm.memory_bytes() < 1024, "{lpm:?}");
+    assert!(lpm.memory_bytes() < 17 * 1024, "{lpm:?}");
     let lpm = Lpm6::build(&[(0x2001_0db8u128 << 96, 32, 1)]);
-    assert!(lpm.memory_bytes() < 2048, "{lpm:?}");
+    assert!(lpm.memory_bytes() < 17 * 1024, "{lpm:?}");
+    // Empty tables: a 64-entry direct table.
+    assert!(Lpm4::build(&[]).memory_bytes() < 512);
+    assert!(Lpm6::build(&[]).memory_bytes() < 512);
 }
 
 #[test]
@@ -430,10 +460,10 @@ fn builder_shape_is_minimal_for_a_single_24() {
     let lpm = Lpm4::build(&[(0xc633_6400, 24, 1)]);
     let (direct, nodes, leaves, roots) = lpm.trie.shape();
     assert_eq!(lpm.trie.leaf_bytes(), 3);
-    assert_eq!(direct, 64);
-    // 6 direct bits, then nodes at 6, 12 and 18: the /24 ends at 24.
-    assert_eq!(nodes, 3);
-    // Each node: runs (none, child-or-leaf, none) → at most 3 leaves, here 2+2+3.
-    assert!(leaves <= 9, "{leaves}");
+    assert_eq!(direct, 4096);
+    // 12 direct bits, then nodes at 12 and 18: the /24 ends at 24.
+    assert_eq!(nodes, 2);
+    // Each node: runs (none, child-or-leaf, none) → at most 3 leaves.
+    assert!(leaves <= 6, "{leaves}");
     assert_eq!(roots, 0);
 }
