@@ -40,13 +40,21 @@ fn estimates(dir: &Path) -> BTreeMap<String, (f64, f64)> {
                 let Some(est) = p.parent().and_then(|n| read(&n.join("estimates.json"))) else {
                     continue;
                 };
-                let id = b["full_id"].as_str().unwrap_or_default().to_string();
+                let id = b
+                    .get("full_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 // What criterion prints: the slope of the linear sampling, else the mean.
-                let mean = est["slope"]["point_estimate"]
-                    .as_f64()
-                    .or_else(|| est["mean"]["point_estimate"].as_f64())
+                let mean = est
+                    .pointer("/slope/point_estimate")
+                    .and_then(Value::as_f64)
+                    .or_else(|| est.pointer("/mean/point_estimate").and_then(Value::as_f64))
                     .unwrap_or(f64::NAN);
-                let elems = b["throughput"]["Elements"].as_f64().unwrap_or(1.0);
+                let elems = b
+                    .pointer("/throughput/Elements")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(1.0);
                 out.insert(id, (mean, elems));
             }
         }

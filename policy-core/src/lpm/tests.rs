@@ -439,6 +439,12 @@ proptest! {
         }
     }
 
+}
+
+proptest! {
+    // Each case scans a few thousand prefixes per probe: fewer cases.
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
     #[test]
     fn prop_v4_large_random_tables(seed in any::<u64>(), n in 1_000usize..3_000) {
         // Big enough for the 12-bit direct table and deep nodes.
