@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -126,10 +127,14 @@ class Edge:
 
         self.envoy.wait_for("all links healthy", ok, timeout=timeout, step=0.2)
 
-    def stop(self) -> None:
+    def stop(self, keep_files: bool = False) -> None:
+        """Stops Envoy and the link servers; removes the work directory (the generated
+        configuration and Envoy's log) unless `keep_files`."""
         if self.envoy is not None:
             self.envoy.stop()
         self.links.stop_all()
+        if not keep_files:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- what the native engine decides ---------------------------------------------
     def classify(self, trace: list[dict], policy: Path | None = None) -> list[dict]:

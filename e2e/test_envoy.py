@@ -463,7 +463,8 @@ def main() -> int:
             print("---- Envoy log (last 200 lines) ----")
             print(suite.edge.envoy.log_tail(200))
             print("---- end of Envoy log ----")
-        suite.edge.stop()
+            print(f"configuration and full log kept in {suite.edge.workdir}")
+        suite.edge.stop(keep_files=bool(failed))
     print(f"e2e finished in {time.monotonic() - t0:.1f}s")
     print(f"e2e: {passed} passed, {failed} failed")
     return 1 if failed else 0

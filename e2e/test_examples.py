@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -73,7 +74,8 @@ def main() -> int:
             failed += 1
             print(f"FAIL examples::{name}: {err}")
 
-    tmp = Path(tempfile.mkdtemp(prefix="maps-examples-"))
+    scratch = Path(tempfile.mkdtemp(prefix="maps-examples-"))  # removed at the end
+    tmp = scratch / "generated"
 
     def same_as_generator() -> None:
         generate(tmp)
@@ -87,7 +89,7 @@ def main() -> int:
     def envoy_accepts() -> None:
         # Envoy insists that the ECDS files exist: the same bootstrap, with the ECDS
         # directory where the files really are (the only difference).
-        local = Path(tempfile.mkdtemp(prefix="maps-examples-local-"))
+        local = scratch / "local"
         generate(local, xds_dir=str(local / "xds"))
         a = json.loads((EXAMPLE / "envoy.json").read_text().replace("/etc/envoy/xds", str(local / "xds")))
         assert a == json.loads((local / "envoy.json").read_text()), "bootstraps differ beyond the ECDS path"
@@ -109,7 +111,7 @@ def main() -> int:
 
     def refusals() -> None:
         mapsctl = tool_paths()["mapsctl"]
-        out = Path(tempfile.mkdtemp(prefix="maps-examples-refuse-"))
+        out = scratch / "refuse"
         generate(out)
         http = (out / "xds/maps-http.json").read_text()
         pol = json.loads(POLICY.read_text())
@@ -141,6 +143,7 @@ def main() -> int:
     check("envoy_config_refusals", refusals)
     check("envoy_accepts_the_example", envoy_accepts)
     check("istio_and_envoy_gateway_carry_the_policy", yaml_policies)
+    shutil.rmtree(scratch, ignore_errors=True)
     print(f"examples: {passed} passed, {failed} failed")
     return 1 if failed else 0
 
