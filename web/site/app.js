@@ -33,6 +33,7 @@ const state = {
   map: null, // MapData
   region: 'fit',
   selected: null, // { registration, edge, backup } of the last classified flow
+  bytes: null, // an opened file's bytes, validated as such until the text is edited
   markers: '',
 };
 
@@ -145,12 +146,13 @@ function run() {
     renderAll();
     return;
   }
-  state.report = validate(text, { strict: state.strict });
+  const policy = state.bytes ?? text;
+  state.report = validate(policy, { strict: state.strict });
   // Addresses are tested as an edge would load the policy: warnings allowed.
-  const loadable = state.strict ? validate(text).valid : state.report.valid;
+  const loadable = state.strict ? validate(policy).valid : state.report.valid;
   if (loadable) {
     try {
-      state.engine = new PolicyEngine(text);
+      state.engine = new PolicyEngine(policy);
       state.map = state.engine.map();
     } catch (e) {
       state.engine = null;
@@ -542,15 +544,26 @@ function renderMap() {
 // ---- wiring ------------------------------------------------------------------------
 
 async function loadText(text) {
+  state.bytes = null;
   ta.value = text;
   ta.scrollTop = 0;
+  run();
+}
+
+/** Loads a file: validated as its bytes (so a file that is not UTF-8 says so) until
+ * the text is edited; the editor shows it decoded. */
+async function loadFile(file) {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  ta.value = new TextDecoder('utf-8').decode(bytes);
+  ta.scrollTop = 0;
+  state.bytes = bytes;
   run();
 }
 
 async function main() {
   await init();
   $('version').textContent = `policy-core wasm ${version()}`;
-  ta.addEventListener('input', () => { band.hidden = true; renderGutter(); schedule(); });
+  ta.addEventListener('input', () => { state.bytes = null; band.hidden = true; renderGutter(); schedule(); });
   ta.addEventListener('scroll', syncScroll);
   for (const ev of ['keyup', 'click', 'select', 'input']) ta.addEventListener(ev, showCursor);
   ta.addEventListener('keydown', (e) => {
@@ -569,7 +582,7 @@ async function main() {
   });
   $('file').addEventListener('change', async (e) => {
     const f = e.target.files?.[0];
-    if (f) await loadText(await f.text());
+    if (f) await loadFile(f);
     e.target.value = '';
   });
   const ed = $('editor');
@@ -579,7 +592,7 @@ async function main() {
     e.preventDefault();
     ed.classList.remove('drop');
     const f = e.dataTransfer?.files?.[0];
-    if (f) await loadText(await f.text());
+    if (f) await loadFile(f);
   });
   $('tester').addEventListener('submit', (e) => { e.preventDefault(); classify(); });
   for (const b of $('zoom').querySelectorAll('button')) {

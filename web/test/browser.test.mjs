@@ -139,6 +139,18 @@ test('an invalid policy, pasted, shows its golden diagnostics; jumping and fixin
   await page.screenshot({ path: join(SHOTS, 'fixed.png'), fullPage: true });
 });
 
+test('opening files: the report is that of the file bytes', async () => {
+  for (const name of ['not-utf8', 'duplicates']) {
+    const golden = JSON.parse(fixture('invalid', `${name}.golden.json`));
+    await page.setInputFiles('#file', join(ROOT, 'fixtures/invalid', `${name}.json`));
+    await page.waitForFunction((codes) => [...document.querySelectorAll('#diagnostics tr[data-code]')].map((r) => r.dataset.code).join() === codes,
+      golden.diagnostics.map((d) => d.code).join());
+    assert.deepEqual(await shownDiagnostics(), golden.diagnostics.map((d) => ({
+      severity: d.severity, code: d.code, path: d.path === '' ? '/' : d.path, where: `${d.line}:${d.column}`, message: d.message,
+    })), name);
+  }
+});
+
 test('the demo policy: readiness checklist, summary, decisions, map', async () => {
   await page.click('#demo');
   await waitStatus('warnings');
