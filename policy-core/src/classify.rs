@@ -149,6 +149,8 @@ impl Classifier {
         let reg6 = Lpm6::build(&policy.v6);
         policy.v4 = Vec::new();
         policy.v6 = Vec::new();
+        // The packed text is fully represented by the tables now.
+        policy.doc.prefix_table = None;
         let mut d4 = Vec::new();
         let mut d6 = Vec::new();
         for (net, dest) in &policy.dest_prefixes {

@@ -102,11 +102,12 @@ pub fn fill_lines(text: &str, diags: &mut [Diagnostic]) {
         return;
     }
     let found = locate(text, &wanted);
+    // Every offset's line and column in one pass over the text.
+    let positions = crate::text::line_cols(text, found.values().copied());
     for d in diags.iter_mut().filter(|d| d.line.is_none()) {
-        if let Some(&offset) = found.get(&d.path) {
-            let (line, col) = line_col(text, offset);
-            d.line = Some(line);
-            d.column = Some(col);
+        if let Some((line, col)) = found.get(&d.path).and_then(|o| positions.get(o)) {
+            d.line = Some(*line);
+            d.column = Some(*col);
         }
     }
 }

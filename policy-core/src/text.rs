@@ -96,6 +96,39 @@ pub fn line_col(text: &str, offset: usize) -> (u32, u32) {
     (line, col)
 }
 
+/// [`line_col`] of many offsets at once, in one pass over the text.
+pub fn line_cols(
+    text: &str,
+    offsets: impl IntoIterator<Item = usize>,
+) -> BTreeMap<usize, (u32, u32)> {
+    let mut wanted: Vec<usize> = offsets.into_iter().collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut out = BTreeMap::new();
+    let mut next = wanted.iter().copied().peekable();
+    let (mut line, mut col) = (1u32, 1u32);
+    for (i, c) in text.char_indices() {
+        while next.peek().is_some_and(|&o| o <= i) {
+            if let Some(o) = next.next() {
+                out.insert(o, (line, col));
+            }
+        }
+        if next.peek().is_none() {
+            break;
+        }
+        if c == '\n' {
+            line = line.saturating_add(1);
+            col = 1;
+        } else {
+            col = col.saturating_add(1);
+        }
+    }
+    for o in next {
+        out.insert(o, (line, col));
+    }
+    out
+}
+
 enum Frame {
     Object { key: Option<String> },
     Array { index: usize },

@@ -167,6 +167,7 @@ impl Key for u128 {
 fn sweep<K: Key>(
     mut entries: Vec<(K, u8, u32, u32)>,
     found: &mut Vec<Finding>,
+    counts: &mut [usize; 2],
 ) -> Vec<(K, u8, u32)> {
     // A covering prefix sorts before what it covers; equal prefixes by origin order
     // (JSON before packed, earlier before later).
@@ -184,6 +185,10 @@ fn sweep<K: Key>(
         let reg = PrefixValue(value).registration();
         if let Some(&(k, l, v, o)) = stack.last() {
             if k == key && l == len {
+                counts[0] += 1;
+                if counts[0] > MAX_PER_CODE {
+                    continue;
+                }
                 found.push(Finding {
                     net: key.net(len),
                     reg,
@@ -195,11 +200,14 @@ fn sweep<K: Key>(
                 continue;
             }
         }
-        if let Some(&(k, l, v, o)) = stack
+        let outer = stack
             .iter()
             .rev()
-            .find(|(_, _, v, _)| PrefixValue(*v).registration() != reg)
-        {
+            .find(|(_, _, v, _)| PrefixValue(*v).registration() != reg);
+        if outer.is_some() {
+            counts[1] += 1;
+        }
+        if let Some(&(k, l, v, o)) = outer.filter(|_| counts[1] <= MAX_PER_CODE) {
             found.push(Finding {
                 net: key.net(len),
                 reg,
@@ -677,7 +685,12 @@ impl Checker {
         }
         // Packed prefixes (`mapsctl pack`), checked like the JSON ones.
         if let Some(text) = &doc.prefix_table {
-            match packed::decode_text(text) {
+            let decoded = packed::decode_text(text);
+            if let Ok(bytes) = &decoded {
+                // About 6 bytes a record: reserve once rather than grow by doubling.
+                table.v4.reserve(bytes.len() / 6);
+            }
+            match decoded {
                 Err(e) => self.push(
                     Diagnostic::new(Code::BadValue, "/prefix_table", format!("{e}"))
                         .with_help("re-create the table with `mapsctl pack`"),
@@ -828,6 +841,18 @@ impl Checker {
         dest_wild.sort();
         dest_wild.dedup_by(|a, b| a.0 == b.0);
 
+        for (&code, &n) in &self.per_code {
+            if n > MAX_PER_CODE {
+                self.diags.push(Diagnostic::new(
+                    code,
+                    "",
+                    format!(
+                        "... and {} more `{code}` diagnostics not shown",
+                        n - MAX_PER_CODE
+                    ),
+                ));
+            }
+        }
         let policy = Policy {
             doc,
             sites,
@@ -963,8 +988,15 @@ impl Checker {
         doc: &PolicyDocument,
     ) -> (Vec<(u32, u8, u32)>, Vec<(u128, u8, u32)>) {
         let mut found = Vec::new();
-        let v4 = sweep(table.v4, &mut found);
-        let v6 = sweep(table.v6, &mut found);
+        // Duplicates and nestings beyond the cap are counted, not collected: a
+        // synthetic or careless table can nest every prefix.
+        let mut counts = [0usize; 2];
+        let v4 = sweep(table.v4, &mut found, &mut counts);
+        let v6 = sweep(table.v6, &mut found, &mut counts);
+        *self.per_code.entry(Code::DuplicatePrefix).or_insert(0) +=
+            counts[0].saturating_sub(MAX_PER_CODE);
+        *self.per_code.entry(Code::OverlappingPrefix).or_insert(0) +=
+            counts[1].saturating_sub(MAX_PER_CODE);
         let reg = |i: usize| doc.registrations.get(i).map_or("", |r| r.id.as_str());
         let place = |reg: usize, origin: u32| {
             if origin & PACKED != 0 {

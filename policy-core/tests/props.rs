@@ -405,9 +405,14 @@ fn packed_tables_report_problems_per_record_and_cap_floods() {
     };
     assert_eq!(
         count("ipv6-prefix"),
-        policy_core::validate::MAX_PER_CODE,
-        "500 IPv6 warnings are capped"
+        policy_core::validate::MAX_PER_CODE + 1,
+        "500 IPv6 warnings are capped, plus one line that says how many more"
     );
+    assert!(v
+        .report
+        .diagnostics
+        .iter()
+        .any(|d| d.message == "... and 401 more `ipv6-prefix` diagnostics not shown"));
     let np = v
         .report
         .diagnostics

@@ -50,7 +50,7 @@ pub fn render_text(report: &Report, name: &str, source: &[u8]) -> String {
                 if let Some(src_line) =
                     text.and_then(|t| t.lines().nth((l as usize).saturating_sub(1)))
                 {
-                    if src_line.chars().count() <= 160 {
+                    if src_line.len() <= 640 && src_line.chars().count() <= 160 {
                         let _ = writeln!(out, "   | {src_line}");
                         let pad: String = src_line
                             .chars()
