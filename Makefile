@@ -70,8 +70,8 @@ test: lint lint-plugin wasm-core test-rust test-web e2e test-benches
 
 ## ---- golden files ---------------------------------------------------------------
 # Regenerate every golden file under fixtures/ from the current build. Review the diff.
-golden: mapsctl
-	./fixtures/regenerate.sh
+golden:
+	UPDATE_GOLDEN=1 $(CARGO) test -p policy-core --test golden
 
 ## ---- demo ---------------------------------------------------------------------
 # The demo policy in a real Envoy: link servers, traffic from several customers, a table
