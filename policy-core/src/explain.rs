@@ -53,6 +53,17 @@ pub struct EdgeView {
     pub why: String,
 }
 
+/// Where a registration's customer is.
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteView {
+    /// Latitude in degrees.
+    pub lat: f64,
+    /// Longitude in degrees.
+    pub lon: f64,
+    /// `lat/lon`, or the location it was looked up from (`location \`Washington\``).
+    pub from: String,
+}
+
 /// The explanation of a decision.
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
@@ -74,8 +85,8 @@ pub struct Explanation {
     pub host: Option<String>,
     /// How the destination matched Microsoft's address space, in words.
     pub destination: String,
-    /// Customer site: latitude, longitude, and where it came from.
-    pub site: Option<(f64, f64, String)>,
+    /// Customer site: where the registration's customer is, and how that was found.
+    pub site: Option<SiteView>,
     /// Every edge, candidates first in order.
     pub edges: Vec<EdgeView>,
     /// Chosen edge, link, backup and failover.
@@ -165,7 +176,11 @@ impl Classifier {
             } else {
                 "lat/lon".to_string()
             };
-            Some((s.lat, s.lon, from))
+            Some(SiteView {
+                lat: s.lat,
+                lon: s.lon,
+                from,
+            })
         });
         let mut edges = Vec::new();
         if let Some(r) = reg {
@@ -328,8 +343,12 @@ impl fmt::Display for Explanation {
             );
             let _ = writeln!(out, "  {}", self.destination);
         }
-        if let Some((lat, lon, from)) = &self.site {
-            let _ = writeln!(out, "customer site {lat:.4}, {lon:.4} (from {from})");
+        if let Some(site) = &self.site {
+            let _ = writeln!(
+                out,
+                "customer site {:.4}, {:.4} (from {})",
+                site.lat, site.lon, site.from
+            );
         }
         if !self.edges.is_empty() {
             let _ = writeln!(out, "edges:");

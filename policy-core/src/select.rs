@@ -51,7 +51,7 @@ pub enum Reason {
 }
 
 /// One candidate edge of a registration, in order.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Candidate {
     /// Edge index in the document.
     pub edge: usize,

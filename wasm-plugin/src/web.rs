@@ -174,7 +174,7 @@ export interface Explanation {
   /** How the destination matched Microsoft's address space, in words. */
   destination: string;
   /** Customer site: latitude, longitude, and where it came from. */
-  site: [number, number, string] | null;
+  site: { lat: number; lon: number; from: string } | null;
   edges: EdgeView[];
   edge: string | null;
   link: string | null;

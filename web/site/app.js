@@ -391,7 +391,7 @@ function classify() {
       el('div', {},
         el('div', { class: 'sub-h' }, 'Decision line (as mapsctl classify prints it)'),
         el('pre', { class: 'line', id: 'decision-json' }, JSON.stringify(d)),
-        x.site ? [el('div', { class: 'sub-h' }, 'Customer site'), p(`${x.site[0].toFixed(4)}, ${x.site[1].toFixed(4)} (from ${x.site[2]})`)] : null)),
+        x.site ? [el('div', { class: 'sub-h' }, 'Customer site'), p(`${x.site.lat.toFixed(4)}, ${x.site.lon.toFixed(4)} (from ${x.site.from})`)] : null)),
     el('details', { open: true }, el('summary', {}, 'Full explanation (as mapsctl explain prints it)'), el('pre', { class: 'text', id: 'explanation' }, x.text)));
   state.selected = d.registration ? { registration: d.registration, edge: d.class === 'maps' ? d.edge : null, backup: d.class === 'maps' ? d.backup : null } : null;
   renderMap();

@@ -53,7 +53,7 @@ export async function uses(policy: string, bytes: Uint8Array): Promise<void> {
 
   const x: Explanation = engine.explain('198.51.100.7', { host: 'outlook.office365.com' });
   const text: string = x.text;
-  const site: [number, number, string] | null = x.site;
+  const site: { lat: number; lon: number; from: string } | null = x.site;
   const why: string | undefined = x.edges[0]?.why;
   const cands: Candidate[] = engine.edges('fabrikam-wa');
   const reason: 'pinned-primary' | 'pinned-backup' | 'nearest' | undefined = cands[0]?.reason;
