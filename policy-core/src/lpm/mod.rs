@@ -298,29 +298,29 @@ impl Lpm4 {
     /// assert_eq!(t.lookup(0x0b00_0000), None); // no prefix covers 11.0.0.0
     /// ```
     pub fn build(entries: &[(u32, u8, u32)]) -> Lpm4 {
-        // (key, len, input position): sorting puts duplicates together, first first.
-        let mut ps: Vec<(u64, u8, u32)> = entries
+        // One vector, sorted in place: `code` first holds the input position, so
+        // sorting puts duplicates together, first first; then the real code. (The
+        // peak memory of a build matters in wasm, whose memory never shrinks.)
+        let mut prefixes: Vec<Prefix> = entries
             .iter()
             .enumerate()
             .map(|(i, &(net, len, _))| {
                 let len = len.min(32);
-                (mask64(u64::from(net) << 32, len), len, i as u32)
+                Prefix {
+                    key: mask64(u64::from(net) << 32, len),
+                    len,
+                    escape: false,
+                    code: i as u32,
+                }
             })
             .collect();
-        ps.sort_unstable();
-        ps.dedup_by(|next, kept| next.0 == kept.0 && next.1 == kept.1);
+        prefixes.sort_unstable();
+        prefixes.dedup_by(|next, kept| next.key == kept.key && next.len == kept.len);
         let value = |i: u32| entries.get(i as usize).map_or(0, |e| e.2);
-        let codes = Codes::new(ps.iter().map(|p| value(p.2)), 0);
-        let prefixes: Vec<Prefix> = ps
-            .iter()
-            .map(|&(key, len, i)| Prefix {
-                key,
-                len,
-                escape: false,
-                code: codes.code(value(i)),
-            })
-            .collect();
-        drop(ps);
+        let codes = Codes::new(prefixes.iter().map(|p| value(p.code)), 0);
+        for p in &mut prefixes {
+            p.code = codes.code(value(p.code));
+        }
         let trie = Trie::build(&codes, direct_bits(prefixes.len()), &prefixes, &[]);
         Lpm4 {
             trie,
