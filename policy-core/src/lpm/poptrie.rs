@@ -43,7 +43,9 @@ pub(super) struct Poptrie<const W: usize> {
     direct: Vec<u32>,
     /// Node headers and leaves; offset 0 holds the dummy node (see `find`). A node
     /// reached from the direct table or a root is followed by its leaves, so its leaf
-    /// read usually hits the cache line its header brought in. Four spare bytes at the end let every leaf be read as a u32.
+    /// read usually hits the cache line its header brought in. Four spare bytes at
+    /// the end let every leaf be read as a u32. Offsets are below 2^31 (a table of
+    /// hundreds of millions of prefixes would be needed to reach that).
     arena: Vec<u8>,
     /// Sub-trie roots (same encoding as `direct`).
     roots: Vec<u32>,
