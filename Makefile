@@ -153,19 +153,14 @@ test-web: web-site web-npm chromium
 # once on scaled-down tables (criterion's test mode) plus tests/agree.rs (every
 # implementation answers like `maps`).
 # `make bench-lpm` measures (about 2 minutes once built) and rewrites the LPM section of
-# benches/RESULTS.md. It builds in its own target dir with popcnt enabled on x86-64
-# (every x86-64 CPU since 2008 has it; wasm has i64.popcnt): the Poptrie's hot path is a
-# popcount per node, which baseline x86-64 codegen emulates in a dozen instructions.
-LPM_BENCH_TARGET := $(TARGET)/bench-lpm
-LPM_BENCH_RUSTFLAGS ?= $(if $(filter x86_64,$(shell uname -m)),-C target-feature=+popcnt,)
+# benches/RESULTS.md. (.cargo/config.toml enables popcnt on x86-64: the Poptrie's hot
+# path is a popcount per node.)
 .PHONY: test-benches bench-lpm
 
 test-benches: setup-rust
 	$(CARGO) test -p maps-benches --tests --benches
 
 bench-lpm: setup-rust
-	RUSTFLAGS="$(LPM_BENCH_RUSTFLAGS)" CARGO_TARGET_DIR=$(LPM_BENCH_TARGET) \
-	  $(CARGO) bench -p maps-benches --bench lpm
-	RUSTFLAGS="$(LPM_BENCH_RUSTFLAGS)" CARGO_TARGET_DIR=$(LPM_BENCH_TARGET) \
-	  $(CARGO) run --release -p maps-benches --bin lpm-report -- \
-	  --criterion $(LPM_BENCH_TARGET)/criterion --write benches/RESULTS.md
+	$(CARGO) bench -p maps-benches --bench lpm
+	$(CARGO) run --release -p maps-benches --bin lpm-report -- \
+	  --criterion $(TARGET)/criterion --write benches/RESULTS.md
