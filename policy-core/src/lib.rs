@@ -96,6 +96,29 @@ pub struct Engine {
     pub report: Report,
 }
 
+/// Like [`load`], for a caller that can give up the bytes: they are dropped as soon as
+/// the document is parsed, before the tables are built, so a large policy is never in
+/// memory twice (this matters in WebAssembly, whose memory never shrinks). The price:
+/// diagnostics carry their JSON Pointer but no line and column.
+#[allow(clippy::result_large_err)]
+pub fn load_owned(bytes: alloc::vec::Vec<u8>, strict: bool) -> Result<Engine, Report> {
+    let doc = match parse::parse_bytes(&bytes) {
+        Ok(doc) => doc,
+        Err(diags) => return Err(Report::new(diags, None, strict)),
+    };
+    drop(bytes);
+    let (mut diags, summary, policy) = validate::check_document_with(doc, false);
+    validate::sort_by_position(&mut diags);
+    let report = Report::new(diags, Some(summary), strict);
+    match policy {
+        Some(policy) if report.valid => Ok(Engine {
+            classifier: Classifier::new(policy),
+            report,
+        }),
+        _ => Err(report),
+    }
+}
+
 /// Validates and compiles a policy document in one step. With `strict`, warnings
 /// (the MAPS-readiness checks) are errors too.
 ///

@@ -34,7 +34,7 @@ pub struct PolicyDocument {
     /// to those listed under `registrations`; `mapsctl pack` writes it. For tables of
     /// hundreds of thousands of prefixes, where JSON would cost too much memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prefix_table: Option<String>,
+    pub prefix_table: Option<crate::packed::PackedTable>,
 }
 
 /// The partner ISP.

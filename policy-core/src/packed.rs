@@ -82,6 +82,11 @@ impl fmt::Display for PackError {
 
 /// Encodes records as base64 text for the `prefix_table` field.
 pub fn encode(records: &[Record]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(encode_bytes(records))
+}
+
+/// Encodes records as table bytes (header and records).
+fn encode_bytes(records: &[Record]) -> Vec<u8> {
     let mut out = Vec::with_capacity(5 + records.len() * 7);
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
@@ -111,7 +116,62 @@ pub fn encode(records: &[Record]) -> String {
             IpNet::V6(net) => out.extend(net.network().octets().iter().take(n)),
         }
     }
-    base64::engine::general_purpose::STANDARD.encode(out)
+    out
+}
+
+/// A packed prefix table as the policy document holds it: the decoded bytes (base64
+/// text in JSON). Deserialising decodes straight from the JSON text, so a large table
+/// is never held twice.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PackedTable(Vec<u8>);
+
+impl PackedTable {
+    /// The table of these records.
+    pub fn from_records(records: &[Record]) -> Self {
+        PackedTable(encode_bytes(records))
+    }
+
+    /// The encoded bytes (header and records).
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The records, after checking the header.
+    pub fn records(&self) -> Result<Records<'_>, PackError> {
+        if self.0.get(..4) != Some(MAGIC.as_slice()) || self.0.get(4) != Some(&VERSION) {
+            return Err(PackError::Header);
+        }
+        Ok(records(&self.0))
+    }
+}
+
+impl serde::Serialize for PackedTable {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PackedTable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = PackedTable;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a packed prefix table (base64 text, as `mapsctl pack` writes it)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PackedTable, E> {
+                base64::engine::general_purpose::STANDARD
+                    .decode(v.trim())
+                    .map(PackedTable)
+                    .map_err(|_| {
+                        E::custom(
+                            "the prefix table is not base64 text; re-create it with `mapsctl pack`",
+                        )
+                    })
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// Decodes the base64 text of a `prefix_table` into its bytes.
@@ -254,18 +314,14 @@ pub fn pack_policy(policy: &crate::Policy) -> crate::PolicyDocument {
             net: p.net,
         });
     }
-    if let Some(bytes) = doc
-        .prefix_table
-        .as_deref()
-        .and_then(|t| decode_text(t).ok())
-    {
-        recs.extend(records(&bytes).filter_map(Result::ok));
+    if let Some(Ok(old)) = doc.prefix_table.as_ref().map(PackedTable::records) {
+        recs.extend(old.filter_map(Result::ok));
     }
     recs.sort_by_key(|r| r.registration);
     for r in &mut doc.registrations {
         r.prefixes.clear();
     }
-    doc.prefix_table = Some(encode(&recs));
+    doc.prefix_table = Some(PackedTable::from_records(&recs));
     doc
 }
 

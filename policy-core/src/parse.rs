@@ -162,7 +162,7 @@ fn collect_shape_errors(value: &Value, diags: &mut Vec<Diagnostic>) {
             "version" => check::<u64>(v, &path, diags),
             "provider" => check::<Option<Provider>>(v, &path, diags),
             "options" => check::<Options>(v, &path, diags),
-            "prefix_table" => check::<Option<String>>(v, &path, diags),
+            "prefix_table" => check::<Option<crate::packed::PackedTable>>(v, &path, diags),
             "edges" => each::<Edge>(v, &path, diags, |edge, path, diags| {
                 // Report the edge's own fields and each link separately.
                 dig::<Edge, Link>(edge, path, "links", diags)

@@ -10,7 +10,7 @@ use core::net::{Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::model::{PolicyDocument, Registration};
-use crate::packed::{encode, Record};
+use crate::packed::Record;
 use crate::policy::PrefixState;
 use crate::testgen::{ipv4_table, ipv6_table};
 use crate::validate::{documentation, non_public};
@@ -107,14 +107,14 @@ pub fn synthetic_policy(
         })
         .collect();
     let mut packed: Vec<Record> = Vec::new();
-    if let Some(bytes) = doc
+    if let Some(Ok(old)) = doc
         .prefix_table
-        .as_deref()
-        .and_then(|t| crate::packed::decode_text(t).ok())
+        .as_ref()
+        .map(crate::packed::PackedTable::records)
     {
-        packed.extend(crate::packed::records(&bytes).filter_map(Result::ok));
+        packed.extend(old.filter_map(Result::ok));
     }
     packed.extend(recs);
-    doc.prefix_table = Some(encode(&packed));
+    doc.prefix_table = Some(crate::packed::PackedTable::from_records(&packed));
     doc
 }

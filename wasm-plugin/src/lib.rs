@@ -4,7 +4,6 @@
 //!   other proxy-wasm hosts;
 //! - feature `web`: the wasm-bindgen module (target `wasm32-unknown-unknown`) for
 //!   browsers and Node.
-#![cfg_attr(not(any(feature = "proxy", feature = "web")), no_std)]
 
 #[cfg(feature = "proxy")]
 mod proxy;

@@ -146,7 +146,7 @@ impl RootContext for Root {
             Ok(Some(bytes)) => bytes,
             _ => Vec::new(),
         };
-        match policy_core::load(&config, false) {
+        match policy_core::load_owned(config, false) {
             Ok(engine) => {
                 self.generation = self.generation.saturating_add(1);
                 for w in &engine.report.diagnostics {
