@@ -66,7 +66,7 @@ lint: setup-rust
 test-rust: setup-rust plugin
 	$(CARGO) test --workspace
 
-test: lint lint-plugin wasm-core test-rust test-web e2e test-benches
+test: lint lint-plugin wasm-core test-rust test-web e2e test-benches test-bench-tools
 
 ## ---- golden files ---------------------------------------------------------------
 # Regenerate every golden file under fixtures/ from the current build. Review the diff.
@@ -164,3 +164,77 @@ bench-lpm: setup-rust
 	$(CARGO) bench -p maps-benches --bench lpm
 	$(CARGO) run --release -p maps-benches --bin lpm-report -- \
 	  --criterion $(TARGET)/criterion --write benches/RESULTS.md
+
+## ---- make bench: every figure of issue 6 in one run -----------------------------------
+# `make bench` (not part of `make test`: timings never fail tests; about 10 minutes on two
+# cores once built) runs, one after the other on an otherwise idle machine if possible:
+#   bench-lpm     criterion LPM benches (writes the LPM section of benches/RESULTS.md)
+#   bench-sweep   throughput against table size per implementation (the chart)
+#   bench-native  `mapsctl bench --json`: native and plugin-in-harness decisions/s, memory
+#   bench-wasm    the seeded workload natively, in wasmtime and in Node's V8
+#   bench-envoy   Envoy --concurrency 1 under wrk: no filter, no-op filter, MAPS 1M prefixes
+# then benches/report.py writes the `bench:` section of benches/RESULTS.md and
+# benches/throughput.svg. Raw JSON outputs go to target/bench-results/.
+# `make test` runs their correctness checks only (test-bench-tools, and the wasm-runner
+# test that the wasm build gives native's answers in wasmtime and V8).
+BENCH_OUT := $(TARGET)/bench-results
+NOOP_WASM := $(TARGET)/wasm32-wasip1/plugin/noop_filter.wasm
+WASM_LOOKUP_PLUGIN := $(TARGET)/wasm32-wasip1/plugin/wasm-lookup.wasm
+BENCH_ENV := $(E2E_ENV) NOOP_WASM=$(NOOP_WASM)
+.PHONY: wrk noop-filter wasm-lookup-check bench-tools bench-sweep bench-native bench-wasm \
+  bench-envoy bench test-bench-tools
+
+# Debian's wrk (idempotent).
+wrk:
+	@command -v wrk >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk; }
+
+# The no-op proxy-wasm filter, built like the plugin.
+noop-filter: setup-rust
+	$(CARGO) build -p noop-filter --profile plugin --target wasm32-wasip1
+
+# The wasm build the wasm-runner test compares with native (part of `make test`).
+wasm-lookup-check: setup-rust
+	$(CARGO) build -p wasm-lookup --target wasm32-wasip1
+test-rust: wasm-lookup-check
+
+# The benches' binaries: wasm-lookup (release wasm, plugin-profile wasm, native), lpm-sweep,
+# and wasm-runner built together with mapsctl (same features: wasmtime is compiled once).
+bench-tools: setup-rust
+	$(CARGO) build -p wasm-lookup --release --target wasm32-wasip1
+	$(CARGO) build -p wasm-lookup --profile plugin --target wasm32-wasip1
+	$(CARGO) build --release -p wasm-lookup -p maps-benches --bin wasm-lookup --bin lpm-sweep
+	$(CARGO) build --release -p host-harness -p wasm-runner --bin mapsctl --bin wasm-runner
+
+bench-sweep: bench-tools
+	@mkdir -p $(BENCH_OUT)
+	$(TARGET)/release/lpm-sweep > $(BENCH_OUT)/sweep.json
+
+bench-native: build
+	@mkdir -p $(BENCH_OUT)
+	$(MAPSCTL) bench --json > $(BENCH_OUT)/mapsctl-bench.json
+	@cat $(BENCH_OUT)/mapsctl-bench.json
+
+bench-wasm: bench-tools
+	python3 benches/bench_wasm.py --plugin-wasm $(WASM_LOOKUP_PLUGIN) --json $(BENCH_OUT)/wasm.json
+
+bench-envoy: build envoy wrk noop-filter
+	@mkdir -p $(BENCH_OUT)
+	$(BENCH_ENV) python3 benches/bench_envoy.py --json $(BENCH_OUT)/envoy.json
+
+bench:
+	rm -f $(BENCH_OUT)/*.json
+	$(MAKE) --no-print-directory build envoy wrk noop-filter bench-tools
+	$(MAKE) --no-print-directory bench-lpm
+	$(MAKE) --no-print-directory bench-sweep
+	$(MAKE) --no-print-directory bench-native
+	$(MAKE) --no-print-directory bench-wasm
+	$(MAKE) --no-print-directory bench-envoy
+	$(BENCH_ENV) python3 benches/report.py --criterion $(TARGET)/criterion --results $(BENCH_OUT) \
+	  --write benches/RESULTS.md --chart benches/throughput.svg
+
+# Correctness of the Envoy bench set-up (small policy, 1 s runs; no timing asserted): the
+# no-op filter and the plugin load in Envoy, every request is answered, and the plugin's
+# class counters account for every request.
+test-bench-tools: build envoy wrk noop-filter
+	$(CARGO) clippy -p noop-filter --target wasm32-wasip1 -- -D warnings
+	$(BENCH_ENV) python3 benches/bench_envoy.py --check

@@ -1,0 +1,452 @@
+#!/usr/bin/env python3
+"""Writes the `make bench` section of benches/RESULTS.md and the throughput chart.
+
+Reads what the runs of `make bench` left behind:
+
+    --criterion DIR   criterion's estimates (DIR/**/new/{benchmark,estimates}.json) of
+                      `make bench-lpm`
+    --results DIR     sweep.json (lpm-sweep), mapsctl-bench.json (`mapsctl bench --json`),
+                      wasm.json (bench_wasm.py), envoy.json (bench_envoy.py)
+
+and replaces the text between `<!-- bench:begin -->` and `<!-- bench:end -->` in
+`--write FILE` (appending the section when the markers are absent): everything else in
+the file (the LPM section that `lpm-report` writes, hand-written analysis) is left
+alone. `--chart FILE` writes an SVG of lookup throughput against table size per
+implementation (hand-written SVG: no plotting library needed). A missing input leaves
+its rows "not measured"; nothing here fails on a partial run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+
+BEGIN = "<!-- bench:begin -->"
+END = "<!-- bench:end -->"
+MIB = 1024 * 1024
+
+
+def load(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def criterion(root: Path) -> dict[str, float]:
+    """Benchmark id -> ns per element (criterion's slope, else its mean)."""
+    out: dict[str, float] = {}
+    for bench in root.glob("**/new/benchmark.json"):
+        b, e = load(bench), load(bench.parent / "estimates.json")
+        if not b or not e:
+            continue
+        est = (e.get("slope") or e.get("mean") or {}).get("point_estimate")
+        elems = ((b.get("throughput") or {}).get("Elements")) or 1
+        if est is not None and b.get("full_id"):
+            out[b["full_id"]] = est / elems
+    return out
+
+
+def cmd(*args: str) -> str:
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine() -> list[tuple[str, str]]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / MIB:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    envoy = os.environ.get("ENVOY", "")
+    m = re.search(r"/(\d+\.\d+\.\d+)/", cmd(envoy, "--version")) if envoy else None
+    try:
+        load_avg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        load_avg = "?"
+    return [
+        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        ("CPU", f"{cpu}, `nproc` = {os.cpu_count()}, {mem} RAM, {platform.machine()}"),
+        ("rustc", cmd("rustc", "--version")),
+        ("Node (V8)", cmd("node", "--version")),
+        ("Envoy", m.group(1) if m else "?"),
+        ("load average at report time", load_avg),
+    ]
+
+
+def f(x: float | None, fmt: str = "{:.2f}", none: str = "n/a") -> str:
+    return none if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+
+
+def verdict(ok: bool | None) -> str:
+    return "not measured" if ok is None else ("met" if ok else "**missed**")
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+# ---- chart ------------------------------------------------------------------------------
+COLOURS = {"maps": "#d62728", "dir24-8": "#1f77b4", "prefix-trie": "#2ca02c",
+           "ip-network-table": "#9467bd", "maps (wasmtime)": "#ff7f0e", "maps (V8)": "#8c564b"}
+
+
+def chart(sweep: dict, wasm: dict | None) -> str:
+    """Two panels (IPv4, IPv6): million lookups per second (log) against prefixes (log)."""
+    W, H, PW, PH, L, T = 920, 430, 380, 280, 70, 50
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+           f'viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">',
+           '<rect width="100%" height="100%" fill="white"/>',
+           f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15">LPM lookup throughput '
+           'against table size (one core; half the lookups hit)</text>']
+    legend: dict[str, str] = {}
+    for panel, fam in enumerate(("v4", "v6")):
+        rows = sweep.get(fam, [])
+        if not rows:
+            continue
+        x0 = L + panel * (PW + 80)
+        series: dict[str, list[tuple[float, float]]] = {}
+        for r in rows:
+            series.setdefault(r["impl"], []).append((r["prefixes"], 1e3 / r["ns_per_lookup"]))
+        # wasm points at the largest size (from bench_wasm).
+        if wasm:
+            n = max(r["prefixes"] for r in rows)
+            for eng, label in (("wasmtime", "maps (wasmtime)"), ("node", "maps (V8)")):
+                c = (wasm.get("best", {}).get(eng) or {}).get(fam)
+                if c and c.get("prefixes") == n:
+                    series[label] = [(n, 1e3 / c["ns_per_op"])]
+        xs = [p for s in series.values() for p, _ in s]
+        ys = [v for s in series.values() for _, v in s]
+        lx0, lx1 = math.log10(min(xs)) - 0.15, math.log10(max(xs)) + 0.15
+        ly0 = math.floor(math.log10(min(ys)) * 2) / 2
+        ly1 = math.ceil(math.log10(max(ys)) * 2) / 2
+
+        def px(v: float) -> float:
+            return x0 + (math.log10(v) - lx0) / (lx1 - lx0) * PW
+
+        def py(v: float) -> float:
+            return T + PH - (math.log10(v) - ly0) / (ly1 - ly0) * PH
+
+        out.append(f'<rect x="{x0}" y="{T}" width="{PW}" height="{PH}" fill="none" stroke="#444"/>')
+        out.append(f'<text x="{x0 + PW / 2}" y="{T - 8}" text-anchor="middle" font-size="13">'
+                   f'{"IPv4" if fam == "v4" else "IPv6"}</text>')
+        e = ly0
+        while e <= ly1 + 1e-9:
+            for m in (1, 2, 5):
+                v = m * 10 ** math.floor(e)
+                if ly0 <= math.log10(v) <= ly1 + 1e-9 and (m == 1 or ly1 - ly0 <= 3):
+                    y = py(v)
+                    out.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x0 + PW}" y2="{y:.1f}" '
+                               'stroke="#ddd"/>')
+                    out.append(f'<text x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end">{v:g}</text>')
+            e += 1
+        for n in sorted(set(xs)):
+            x = px(n)
+            out.append(f'<line x1="{x:.1f}" y1="{T}" x2="{x:.1f}" y2="{T + PH}" stroke="#eee"/>')
+            label = f"{n // 1000}k" if n < 1_000_000 else f"{n / 1e6:g}M"
+            out.append(f'<text x="{x:.1f}" y="{T + PH + 16}" text-anchor="middle">{label}</text>')
+        out.append(f'<text x="{x0 + PW / 2}" y="{T + PH + 34}" text-anchor="middle">prefixes</text>')
+        if panel == 0:
+            out.append(f'<text transform="translate({x0 - 48},{T + PH / 2}) rotate(-90)" '
+                       'text-anchor="middle">million lookups per second (log)</text>')
+        for k, (name, pts) in enumerate(series.items()):
+            col = COLOURS.get(name, "#333")
+            pts.sort()
+            path = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in pts)
+            if len(pts) > 1:
+                out.append(f'<polyline points="{path}" fill="none" stroke="{col}" stroke-width="2"/>')
+            for a, b in pts:
+                shape = (f'<rect x="{px(a) - 4:.1f}" y="{py(b) - 4:.1f}" width="8" height="8" '
+                         f'fill="{col}"/>' if "(" in name else
+                         f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="3.5" fill="{col}"/>')
+                out.append(shape)
+            legend[name] = col
+    # One legend for both panels, under them.
+    x, y = L, T + PH + 62
+    for name, col in legend.items():
+        out.append(f'<rect x="{x}" y="{y - 9}" width="10" height="10" fill="{col}"/>')
+        out.append(f'<text x="{x + 14}" y="{y}">{name}</text>')
+        x += 24 + 7 * len(name)
+    out.append(f'<text x="{L}" y="{y + 20}" fill="#555">lines: native (lpm-sweep); squares: '
+               'the maps table inside WebAssembly at the largest size (bench_wasm.py)</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+# ---- the section ------------------------------------------------------------------------------
+def section(crit: dict[str, float], res: Path, chart_name: str | None) -> str:
+    sweep = load(res / "sweep.json") or {}
+    mb = load(res / "mapsctl-bench.json")
+    wasm = load(res / "wasm.json")
+    env = load(res / "envoy.json")
+    s: list[str] = [BEGIN, "## Every target of issue 6, measured in one run (`make bench`)", ""]
+    s.append("Generated by `benches/report.py` from the outputs of one `make bench` run; "
+             "edit the text outside the `bench:` markers, not inside. Every ratio compares "
+             "figures measured side by side in this run, on the same seeded tables.")
+    s.append("")
+    s += [f"- {k}: {v}" for k, v in machine()]
+    s.append("")
+
+    def c(id_: str) -> float | None:
+        return crit.get(id_)
+
+    def sweep_row(fam: str, n: int, impl: str) -> dict | None:
+        for r in sweep.get(fam, []):
+            if r["prefixes"] == n and r["impl"] == impl:
+                return r
+        return None
+
+    v4_dir = ratio(c("lpm/v4-1m/dir24-8"), c("lpm/v4-1m/maps"))
+    v4_pt = ratio(c("lpm/v4-1m/prefix-trie"), c("lpm/v4-1m/maps"))
+    v4_nt = ratio(c("lpm/v4-1m/ip-network-table"), c("lpm/v4-1m/maps"))
+    v6_pt = ratio(c("lpm/v6-200k/prefix-trie"), c("lpm/v6-200k/maps"))
+    # compile/<case> is measured per prefix (throughput = 1M prefixes): ns per prefix
+    # times 1M prefixes, in ms, is the same number.
+    compile_ms = c("compile/v4-1m")
+    m_maps = (sweep_row("v4", 1_000_000, "maps") or {}).get("memory_bytes")
+    m_dir = (sweep_row("v4", 1_000_000, "dir24-8") or {}).get("memory_bytes")
+
+    s.append("### Targets")
+    s.append("")
+    s.append("| target | measured | |")
+    s.append("|---|---:|---|")
+    s.append(f"| IPv4 1M: throughput ≥ 0.8× DIR-24-8 (criterion) | {f(v4_dir, '{:.2f}×')} | "
+             f"{verdict(None if v4_dir is None else v4_dir >= 0.8)} |")
+    mem_ratio = ratio(m_maps, m_dir)
+    s.append(f"| IPv4 1M: memory ≤ 1/8 of DIR-24-8 | "
+             f"{'n/a' if mem_ratio is None else f'1/{1 / mem_ratio:.1f}'} "
+             f"({f(m_maps and m_maps / MIB, '{:.2f}')} vs {f(m_dir and m_dir / MIB, '{:.1f}')} MiB) | "
+             f"{verdict(None if mem_ratio is None else mem_ratio <= 0.125)} |")
+    s.append(f"| IPv4 1M: ≥ 20× `prefix-trie` (criterion) | {f(v4_pt, '{:.2f}×')} | "
+             f"{verdict(None if v4_pt is None else v4_pt >= 20)} |")
+    s.append(f"| IPv4 1M: ≥ 20× `ip_network_table` (criterion) | {f(v4_nt, '{:.2f}×')} | "
+             f"{verdict(None if v4_nt is None else v4_nt >= 20)} |")
+    s.append(f"| IPv6 200k: ≥ 10× `prefix-trie` (criterion) | {f(v6_pt, '{:.2f}×')} | "
+             f"{verdict(None if v6_pt is None else v6_pt >= 10)} |")
+    s.append(f"| compile 1M IPv4 prefixes < 1 s (criterion) | {f(compile_ms, '{:.0f} ms')} | "
+             f"{verdict(None if compile_ms is None else compile_ms < 1000)} |")
+    bpp = None if m_maps is None else m_maps / 1_000_000
+    s.append(f"| compiled IPv4 table ≤ 9 bytes per prefix (LPM alone, 1M) | {f(bpp)} | "
+             f"{verdict(None if bpp is None else bpp <= 9)} |")
+    if mb:
+        s.append(f"| — the whole classifier (`mapsctl bench`: {mb['prefixes']:,} prefixes, IPv4 + "
+                 f"IPv6, registrations, destinations) | {mb['bytes_per_prefix']:.2f} bytes/prefix | "
+                 "(for information) |")
+    wr = (wasm or {}).get("wasm_over_native", {})
+    for eng, label in (("wasmtime", "wasmtime (harness engine)"), ("node", "V8 (Node)")):
+        rs = wr.get(eng)
+        if rs:
+            worst = min(rs.values())
+            s.append(f"| inside wasm ≥ 0.8× native: {label} | "
+                     + ", ".join(f"{k} {v:.2f}×" for k, v in rs.items())
+                     + f" | {verdict(worst >= 0.8)} |")
+        else:
+            s.append(f"| inside wasm ≥ 0.8× native: {label} | n/a | not measured |")
+    if env and "ratios" in env:
+        r = env["ratios"]["maps_over_noop"]
+        s.append(f"| Envoy: MAPS (1M prefixes) ≥ 0.9× no-op filter, requests/s | {r:.2f}× | "
+                 f"{verdict(r >= 0.9)} |")
+    else:
+        s.append("| Envoy: MAPS (1M prefixes) ≥ 0.9× no-op filter | n/a | not measured |")
+    if mb:
+        lim = 2 * mb["table_bytes"] + 4 * MIB
+        lm = mb["plugin"]["linear_memory_bytes"]
+        s.append(f"| per-VM linear memory after configure ≤ 2× table + 4 MiB "
+                 f"(`mapsctl bench`, {mb['prefixes']:,} prefixes) | {lm / MIB:.1f} MiB vs "
+                 f"limit {lim / MIB:.1f} MiB (table {mb['table_bytes'] / MIB:.1f} MiB) | "
+                 f"{verdict(lm <= lim)} |")
+    s.append("")
+
+    # -- wasm
+    s.append("### Inside WebAssembly (`benches/bench_wasm.py`)")
+    s.append("")
+    if wasm:
+        best = wasm["best"]
+        engines = list(best)
+        s.append("The same seeded workload (`benches/wasm-lookup`) natively, in wasmtime "
+                 "(configured as the proxy-wasm harness: Cranelift, epoch interruption) and in "
+                 "Node's V8 (`node:wasi`); each engine's best of "
+                 f"{wasm['rounds']} interleaved rounds, each round the median of its passes "
+                 "after a warm-up pass. `v4`: 1M-prefix IPv4 LPM, `v6`: 200k-prefix IPv6 LPM "
+                 "(1M-address streams, half hits); `classify`: whole decisions "
+                 "(`Classifier::classify`, source + host) on the synthetic 1M + 200k policy "
+                 "of `mapsctl bench`. All engines printed identical digests of every answer.")
+        s.append("")
+        s.append("| engine | v4 ns/lookup | v6 ns/lookup | classify ns/decision | "
+                 "vs native (v4 / v6 / classify) | policy load | linear memory |")
+        s.append("|---|---:|---:|---:|---:|---:|---:|")
+        for eng in engines:
+            b = best[eng]
+            rs = wasm["wasm_over_native"].get(eng)
+            s.append(
+                f"| {eng} | {f(b.get('v4', {}).get('ns_per_op'), '{:.1f}')} | "
+                f"{f(b.get('v6', {}).get('ns_per_op'), '{:.1f}')} | "
+                f"{f(b.get('classify', {}).get('ns_per_op'), '{:.0f}')} | "
+                + ("1" if rs is None else " / ".join(f"{v:.2f}×" for v in rs.values()))
+                + f" | {f(b.get('classify', {}).get('load_ms'), '{:.0f} ms')} | "
+                + f"{f(b.get('linear_memory_bytes') and b['linear_memory_bytes'] / MIB, '{:.0f} MiB', '—')} |")
+        s.append("")
+        if "wasmtime-plugin" in best:
+            s.append("`wasmtime-plugin` is the same workload built with the plugin's cargo "
+                     "profile (`opt-level = \"s\"`, as `maps_plugin.wasm` is).")
+            s.append("")
+    else:
+        s.append("Not measured in this run.")
+        s.append("")
+
+    # -- mapsctl bench
+    s.append("### Natively and through the plugin in the wasmtime harness (`mapsctl bench --json`)")
+    s.append("")
+    if mb:
+        s.append(f"Synthetic policy: {mb['prefixes']:,} prefixes ({mb['policy_json_bytes'] / MIB:.1f} "
+                 f"MiB of packed policy JSON), compiled table {mb['table_bytes'] / MIB:.1f} MiB "
+                 f"({mb['bytes_per_prefix']:.2f} bytes/prefix).")
+        s.append("")
+        s.append("| engine | policy load | decisions | decisions/s | |")
+        s.append("|---|---:|---:|---:|---|")
+        n, p = mb["native"], mb["plugin"]
+        s.append(f"| native (`policy-core`) | {n['load_ms']:.0f} ms | {n['decisions']:,} | "
+                 f"{n['decisions_per_s']:,.0f} | |")
+        s.append(f"| plugin in the wasmtime harness | {p['load_ms']:.0f} ms | {p['decisions']:,} | "
+                 f"{p['decisions_per_s']:,.0f} | {mb['plugin_over_native']:.4f}× native; each "
+                 f"decision a whole proxy-wasm HTTP request; {p['identical_to_native']:,} "
+                 f"identical to native |")
+        s.append("")
+        s.append(f"Plugin linear memory after configure: {p['linear_memory_bytes'] / MIB:.1f} MiB.")
+        s.append("")
+    else:
+        s.append("Not measured in this run.")
+        s.append("")
+
+    # -- Envoy
+    s.append("### In Envoy (`make bench-envoy`)")
+    s.append("")
+    if env and "ratios" in env:
+        s.append(f"Envoy {dict(machine()).get('Envoy', '')} `--concurrency 1`; wrk "
+                 f"`-t1 -c{env['connections']} -d{env['duration_s']:.0f}s` on 127.0.0.1, "
+                 f"best of {env['rounds']} interleaved rounds (each after a warm-up run). "
+                 "Upstream: a second listener of the same Envoy answering with a "
+                 "`direct_response` (so every figure includes one upstream HTTP exchange on "
+                 "the same worker thread). MAPS: the plugin holding a "
+                 f"{env['prefixes']:,}-prefix policy (`mapsctl gen`, "
+                 f"{env['policy_json_bytes'] / MIB:.1f} MiB packed), through ECDS; requests "
+                 "carry a client address in `x-forwarded-for` and `:authority` "
+                 "outlook.office365.com; classes seen: "
+                 + ", ".join(f"{k} {v:,}" for k, v in env.get("maps_classes", {}).items()) + ".")
+        s.append("")
+        s.append("| filter | requests/s | vs no filter | vs no-op | p50 | p99 | Envoy RSS | peak RSS | start → ready |")
+        s.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for k, label in (("none", "no wasm filter"), ("noop", "no-op proxy-wasm filter"),
+                         ("maps", "MAPS plugin, 1M prefixes")):
+            x = env[k]
+            s.append(f"| {label} | {x['requests_per_s']:,.0f} | "
+                     f"{x['requests_per_s'] / env['none']['requests_per_s']:.2f}× | "
+                     f"{x['requests_per_s'] / env['noop']['requests_per_s']:.2f}× | "
+                     f"{x['p50_ms']:.2f} ms | {x['p99_ms']:.2f} ms | "
+                     f"{(x['rss_bytes'] or 0) / MIB:.0f} MiB | {(x['rss_peak_bytes'] or 0) / MIB:.0f} MiB | "
+                     f"{x['ready_s']:.2f} s |")
+        s.append("")
+        per_req = 1e6 / env["maps"]["requests_per_s"] - 1e6 / env["noop"]["requests_per_s"]
+        per_noop = 1e6 / env["noop"]["requests_per_s"] - 1e6 / env["none"]["requests_per_s"]
+        rl = env.get("reload", {})
+        s.append(f"Per request, the no-op filter adds {per_noop:.1f} µs and the MAPS plugin "
+                 f"{per_req:.1f} µs more (from the requests/s above). Policy load: the MAPS "
+                 f"Envoy is ready {env['maps_load_over_noop_s']:.2f} s after the no-op one "
+                 f"(start-up to `/ready`); an ECDS reload of another {env['prefixes']:,}-prefix "
+                 f"policy was applied after {f(rl.get('ecds_applied_s'), '{:.2f} s')} and the "
+                 f"worker served with it after {f(rl.get('worker_serving_s'), '{:.2f} s')}. "
+                 "Rounds (requests/s): "
+                 + "; ".join(f"{k} " + ", ".join(f"{v:,.0f}" for v in env[k]["rounds_requests_per_s"])
+                             for k in ("none", "noop", "maps")) + ".")
+        s.append("")
+    else:
+        s.append("Not measured in this run.")
+        s.append("")
+
+    # -- sweep
+    s.append("### Throughput against table size (`lpm-sweep`)")
+    s.append("")
+    if sweep:
+        if chart_name:
+            s.append(f"![lookup throughput against table size]({chart_name})")
+            s.append("")
+        s.append(f"Native, median of {sweep.get('reps')} passes over {sweep.get('lookups'):,} "
+                 "addresses (half hits) per point; the wasm points are `bench_wasm.py`'s.")
+        s.append("")
+        for fam in ("v4", "v6"):
+            rows = sweep.get(fam, [])
+            sizes = sorted({r["prefixes"] for r in rows})
+            impls = list(dict.fromkeys(r["impl"] for r in rows))
+            s.append(f"| {'IPv4' if fam == 'v4' else 'IPv6'}: Mlookups/s (memory) | "
+                     + " | ".join(f"{n:,}" for n in sizes) + " |")
+            s.append("|---|" + "---:|" * len(sizes))
+            for impl in impls:
+                cells = []
+                for n in sizes:
+                    r = sweep_row(fam, n, impl)
+                    if r is None:
+                        cells.append("")
+                        continue
+                    mem = r.get("memory_bytes")
+                    cells.append(f"{1e3 / r['ns_per_lookup']:.1f}"
+                                 + (f" ({mem / MIB:.1f} MiB)" if mem else ""))
+                s.append(f"| {impl} | " + " | ".join(cells) + " |")
+            s.append("")
+    else:
+        s.append("Not measured in this run.")
+        s.append("")
+    s.append(END)
+    return "\n".join(s) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--criterion", type=Path, default=Path("target/criterion"))
+    ap.add_argument("--results", type=Path, default=Path("target/bench-results"))
+    ap.add_argument("--write", type=Path)
+    ap.add_argument("--chart", type=Path)
+    a = ap.parse_args()
+    crit = criterion(a.criterion)
+    sweep = load(a.results / "sweep.json")
+    chart_name = None
+    if a.chart and sweep:
+        a.chart.write_text(chart(sweep, load(a.results / "wasm.json")))
+        chart_name = os.path.relpath(a.chart, (a.write or Path(".")).resolve().parent) \
+            if a.write else a.chart.name
+    text = section(crit, a.results, chart_name)
+    if not a.write:
+        print(text, end="")
+        return 0
+    old = a.write.read_text() if a.write.exists() else ""
+    i, j = old.find(BEGIN), old.find(END)
+    if 0 <= i < j:
+        new = old[:i] + text + old[j + len(END):].lstrip("\n")
+    elif old:
+        new = old.rstrip() + "\n\n" + text
+    else:
+        new = "# Benchmark results\n\n" + text
+    a.write.write_text(new)
+    print(f"report: wrote {a.write}" + (f" and {a.chart}" if chart_name else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
