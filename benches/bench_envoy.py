@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """`make bench-envoy`: the cost of the MAPS plugin in a real Envoy (issue 6).
 
-Three Envoy processes, each `--concurrency 1`, each with the same HTTP listener and
+Four Envoy processes, each `--concurrency 1`, each with the same HTTP listener and
 the same upstream, differing only in their HTTP filters:
 
-    none   router only (no wasm filter)
-    noop   a no-op proxy-wasm filter (benches/noop-filter), then the router
-    maps   the MAPS plugin holding a generated packed policy (`mapsctl gen`), then the router
+    none       router only (no wasm filter)
+    noop       a no-op proxy-wasm filter (benches/noop-filter), then the router
+    hostcalls  the same filter configured to make the MAPS plugin's per-request host
+               calls and nothing else (no classification): splits the plugin's cost
+               into Envoy's host calls and the plugin's own work
+    maps       the MAPS plugin holding a generated packed policy (`mapsctl gen`), then the router
 
 The upstream is a second listener of the same Envoy answering with a `direct_response`
 (no other process, nothing to download; its cost is the same in all three). The MAPS
@@ -61,7 +64,7 @@ from links import free_port  # noqa: E402
 HOST = "outlook.office365.com"
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 ECDS_STAT = "extension_config_discovery.http_filter.{name}."
-CONFIGS = ("none", "noop", "maps")
+CONFIGS = ("none", "noop", "hostcalls", "maps")
 
 
 def say(msg: str) -> None:
@@ -407,6 +410,7 @@ def main() -> int:
         instances = [
             Instance("none", workdir, binary),
             Instance("noop", workdir, binary, noop_wasm, ""),
+            Instance("hostcalls", workdir, binary, noop_wasm, "hostcalls"),
             Instance("maps", workdir, binary, Path(tools["plugin"]), policies[2026]),
         ]
         for inst in instances:
@@ -425,7 +429,7 @@ def main() -> int:
                     f"p50 {r['latency_us']['p50'] / 1e3:.3f} ms  "
                     f"p99 {r['latency_us']['p99'] / 1e3:.3f} ms  errors {r['errors']}")
 
-        maps = instances[2]
+        maps = instances[-1]
         classes = maps.class_counts()
         result["maps_classes"] = classes
         for inst in instances:
@@ -464,11 +468,18 @@ def main() -> int:
         if not classes.get("maps") or sum(classes.values()) < total:
             failed = True
             say(f"FAIL maps: class counters {classes} do not account for {total} requests")
+        mimic = instances[2]
+        mimicked = mimic.envoy.counter("wasmcustom.noop.class.maps.requests")
+        if mimicked < sum(r["requests"] for r in mimic.runs):
+            failed = True
+            say(f"FAIL hostcalls: the filter counted {mimicked} requests")
 
         none, noop = result["none"]["requests_per_s"], result["noop"]["requests_per_s"]
         mp = result["maps"]["requests_per_s"]
+        hc = result["hostcalls"]["requests_per_s"]
         result["ratios"] = {"noop_over_none": noop / none, "maps_over_none": mp / none,
-                            "maps_over_noop": mp / noop}
+                            "maps_over_noop": mp / noop, "hostcalls_over_noop": hc / noop,
+                            "maps_over_hostcalls": mp / hc}
         print_table(result)
     except Exception as e:  # noqa: BLE001 - report, print the logs, stop everything
         failed = True
@@ -499,11 +510,11 @@ def print_table(r: dict) -> None:
     print(f"Envoy --concurrency 1, wrk -t1 -c{r['connections']} -d{r['duration_s']:.0f}s, "
           f"best of {r['rounds']} interleaved rounds; MAPS policy {r['prefixes']:,} prefixes "
           f"({r['policy_json_bytes'] / mib:.1f} MiB packed JSON)")
-    print(f"{'filter':<8}{'req/s':>10}{'vs none':>9}{'p50 ms':>9}{'p99 ms':>9}"
+    print(f"{'filter':<10}{'req/s':>10}{'vs none':>9}{'p50 ms':>9}{'p99 ms':>9}"
           f"{'RSS MiB':>9}{'peak MiB':>10}{'ready s':>9}")
     for k in CONFIGS:
         x = r[k]
-        print(f"{k:<8}{x['requests_per_s']:>10.0f}"
+        print(f"{k:<10}{x['requests_per_s']:>10.0f}"
               f"{x['requests_per_s'] / r['none']['requests_per_s']:>8.2f}x"
               f"{x['p50_ms']:>9.3f}{x['p99_ms']:>9.3f}"
               f"{(x['rss_bytes'] or 0) / mib:>9.1f}{(x['rss_peak_bytes'] or 0) / mib:>10.1f}"

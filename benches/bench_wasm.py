@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Classification inside WebAssembly against native, in the same run (issue 6).
 
-Runs the seeded workload of `benches/wasm-lookup` (IPv4 and IPv6 LPM lookups and whole
-decisions on the synthetic policy of `mapsctl bench`) in each engine, interleaved for
+Runs the seeded workload of `benches/wasm-lookup` (IPv4 and IPv6 LPM lookups, whole
+decisions on the synthetic policy of `mapsctl bench`, and the plugin's per-request work
+besides host calls: decision, cluster name, decision line) in each engine, interleaved for
 `--rounds` rounds:
 
     native            the host build (release; .cargo/config.toml enables popcnt on x86-64)
@@ -31,7 +32,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = ("v4", "v6", "classify")
+CASES = ("v4", "v6", "classify", "publish")
 
 
 def run(cmd: list[str], timeout: float) -> dict:

@@ -288,10 +288,12 @@ def section(crit: dict[str, float], res: Path, chart_name: str | None) -> str:
                  "after a warm-up pass. `v4`: 1M-prefix IPv4 LPM, `v6`: 200k-prefix IPv6 LPM "
                  "(1M-address streams, half hits); `classify`: whole decisions "
                  "(`Classifier::classify`, source + host) on the synthetic 1M + 200k policy "
-                 "of `mapsctl bench`. All engines printed identical digests of every answer.")
+                 "of `mapsctl bench`; `publish`: what the plugin computes per request besides "
+                 "its host calls (decision from the address text, cluster name, decision line "
+                 "JSON), same policy. All engines printed identical digests of every answer.")
         s.append("")
         s.append("| engine | v4 ns/lookup | v6 ns/lookup | classify ns/decision | "
-                 "vs native (v4 / v6 / classify) | policy load | linear memory |")
+                 "publish ns/request | vs native (v4 / v6 / classify / publish) | policy load |")
         s.append("|---|---:|---:|---:|---:|---:|---:|")
         for eng in engines:
             b = best[eng]
@@ -300,9 +302,9 @@ def section(crit: dict[str, float], res: Path, chart_name: str | None) -> str:
                 f"| {eng} | {f(b.get('v4', {}).get('ns_per_op'), '{:.1f}')} | "
                 f"{f(b.get('v6', {}).get('ns_per_op'), '{:.1f}')} | "
                 f"{f(b.get('classify', {}).get('ns_per_op'), '{:.0f}')} | "
+                f"{f(b.get('publish', {}).get('ns_per_op'), '{:.0f}')} | "
                 + ("1" if rs is None else " / ".join(f"{v:.2f}×" for v in rs.values()))
-                + f" | {f(b.get('classify', {}).get('load_ms'), '{:.0f} ms')} | "
-                + f"{f(b.get('linear_memory_bytes') and b['linear_memory_bytes'] / MIB, '{:.0f} MiB', '—')} |")
+                + f" | {f(b.get('classify', {}).get('load_ms'), '{:.0f} ms')} |")
         s.append("")
         if "wasmtime-plugin" in best:
             s.append("`wasmtime-plugin` is the same workload built with the plugin's cargo "
@@ -355,7 +357,10 @@ def section(crit: dict[str, float], res: Path, chart_name: str | None) -> str:
         s.append("| filter | requests/s | vs no filter | vs no-op | p50 | p99 | Envoy RSS | peak RSS | start → ready |")
         s.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for k, label in (("none", "no wasm filter"), ("noop", "no-op proxy-wasm filter"),
+                         ("hostcalls", "no-op filter making the plugin's host calls"),
                          ("maps", "MAPS plugin, 1M prefixes")):
+            if k not in env:
+                continue
             x = env[k]
             s.append(f"| {label} | {x['requests_per_s']:,.0f} | "
                      f"{x['requests_per_s'] / env['none']['requests_per_s']:.2f}× | "
@@ -364,18 +369,25 @@ def section(crit: dict[str, float], res: Path, chart_name: str | None) -> str:
                      f"{(x['rss_bytes'] or 0) / MIB:.0f} MiB | {(x['rss_peak_bytes'] or 0) / MIB:.0f} MiB | "
                      f"{x['ready_s']:.2f} s |")
         s.append("")
-        per_req = 1e6 / env["maps"]["requests_per_s"] - 1e6 / env["noop"]["requests_per_s"]
-        per_noop = 1e6 / env["noop"]["requests_per_s"] - 1e6 / env["none"]["requests_per_s"]
+        def us(k: str) -> float:
+            return 1e6 / env[k]["requests_per_s"]
+        per_req = us("maps") - us("noop")
+        per_noop = us("noop") - us("none")
         rl = env.get("reload", {})
+        split = ""
+        if "hostcalls" in env:
+            split = (f" ({us('hostcalls') - us('noop'):.1f} µs of them are the plugin's host "
+                     "calls alone, as the `hostcalls` filter makes them, and "
+                     f"{us('maps') - us('hostcalls'):.1f} µs the plugin's own work)")
         s.append(f"Per request, the no-op filter adds {per_noop:.1f} µs and the MAPS plugin "
-                 f"{per_req:.1f} µs more (from the requests/s above). Policy load: the MAPS "
+                 f"{per_req:.1f} µs more{split}, from the requests/s above. Policy load: the MAPS "
                  f"Envoy is ready {env['maps_load_over_noop_s']:.2f} s after the no-op one "
                  f"(start-up to `/ready`); an ECDS reload of another {env['prefixes']:,}-prefix "
                  f"policy was applied after {f(rl.get('ecds_applied_s'), '{:.2f} s')} and the "
                  f"worker served with it after {f(rl.get('worker_serving_s'), '{:.2f} s')}. "
                  "Rounds (requests/s): "
                  + "; ".join(f"{k} " + ", ".join(f"{v:,.0f}" for v in env[k]["rounds_requests_per_s"])
-                             for k in ("none", "noop", "maps")) + ".")
+                             for k in ("none", "noop", "hostcalls", "maps") if k in env) + ".")
         s.append("")
     else:
         s.append("Not measured in this run.")

@@ -11,6 +11,7 @@
 //! | `v4` | [`Lpm4::lookup`] on `testgen::ipv4_table(v4, SEED)` (the criterion bench's table and stream) |
 //! | `v6` | [`Lpm6::lookup`] on `testgen::ipv6_table(v6, SEED)` |
 //! | `classify` | [`Classifier::classify`] of a source address (and the host `outlook.office365.com`) on the synthetic policy `mapsctl bench` uses: the demo policy plus `v4` + `v6` generated prefixes, loaded from its packed JSON |
+//! | `publish` | what the proxy-wasm plugin computes per request besides its host calls: `classify_text` of the address text, the cluster name and the decision line (JSON) it publishes as headers |
 //!
 //! Each case also reports a digest of every answer (FNV-1a over the lookup results,
 //! or over class, registration, edge and link of every decision): two engines that
@@ -168,8 +169,9 @@ pub fn lpm_v6(s: Sizes) -> Value {
            "table_bytes": lpm.memory_bytes(), "digest": h.hex()})
 }
 
-/// The whole-decision case on the synthetic policy.
-pub fn classify(s: Sizes) -> Result<Value, String> {
+/// The synthetic policy and its address stream (as `mapsctl bench`): (classifier,
+/// prefixes, policy JSON bytes, load ms, addresses).
+fn synthetic(s: Sizes) -> Result<(Classifier, usize, usize, f64, Vec<IpAddr>), String> {
     let base = policy_core::parse::parse_str(DEMO)
         .map_err(|_| "the demo policy does not parse".to_string())?;
     let doc = policy_core::synth::synthetic_policy(&base, s.v4, s.v6, 1000, POLICY_SEED);
@@ -198,6 +200,12 @@ pub fn classify(s: Sizes) -> Result<Value, String> {
                 .map(|x| IpAddr::V6(x.into())),
         );
     }
+    Ok((c, prefixes, policy_bytes, load_ms, q))
+}
+
+/// The whole-decision case on the synthetic policy.
+pub fn classify(s: Sizes) -> Result<Value, String> {
+    let (c, prefixes, policy_bytes, load_ms, q) = synthetic(s)?;
     let mut h = Fnv::new();
     let mut maps = 0usize;
     for &a in &q {
@@ -215,6 +223,36 @@ pub fn classify(s: Sizes) -> Result<Value, String> {
               "ns_per_op": ns, "best_ns_per_op": best, "warmup_ns_per_op": warm,
               "table_bytes": c.table_bytes(), "digest": h.hex()}),
     )
+}
+
+#[inline(never)]
+fn pass_publish(c: &Classifier, q: &[String]) -> u64 {
+    black_box(q).iter().fold(0u64, |s, a| {
+        let d = c.classify_text(a, None, Some(HOST));
+        let cluster = policy_core::cluster::decision_cluster(&d);
+        let line = policy_core::classify::decision_line_json(a, &d);
+        s.wrapping_add((cluster.map_or(0, |c| c.len()) + line.len()) as u64)
+    })
+}
+
+/// The per-request work of the plugin besides host calls, on the synthetic policy.
+pub fn publish(s: Sizes) -> Result<Value, String> {
+    let (c, prefixes, _, _, q) = synthetic(s)?;
+    let q: Vec<String> = q.iter().map(ToString::to_string).collect();
+    let mut h = Fnv::new();
+    for a in &q {
+        let d = c.classify_text(a, None, Some(HOST));
+        h.bytes(
+            policy_core::cluster::decision_cluster(&d)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        h.bytes(policy_core::classify::decision_line_json(a, &d).as_bytes());
+    }
+    let (ns, best, warm) = time_passes(q.len(), s.reps, || pass_publish(&c, &q));
+    Ok(json!({"prefixes": prefixes, "decisions": q.len(),
+              "ns_per_op": ns, "best_ns_per_op": best, "warmup_ns_per_op": warm,
+              "digest": h.hex()}))
 }
 
 /// Bytes of linear memory (wasm only; `None` natively).
@@ -246,7 +284,12 @@ pub fn run(s: Sizes, cases: &[&str]) -> Result<Value, String> {
             "v4" => lpm_v4(s),
             "v6" => lpm_v6(s),
             "classify" => classify(s)?,
-            other => return Err(format!("unknown case {other:?} (v4, v6, classify)")),
+            "publish" => publish(s)?,
+            other => {
+                return Err(format!(
+                    "unknown case {other:?} (v4, v6, classify, publish)"
+                ))
+            }
         };
         out.insert(case.into(), v);
     }

@@ -1,5 +1,5 @@
 //! `wasm-lookup [--v4 N] [--v6 N] [--lookups N] [--reps N] [CASE...]`: runs the seeded
-//! workload (cases `v4`, `v6`, `classify`; all by default) and prints one JSON object.
+//! workload (cases `v4`, `v6`, `classify`, `publish`; all by default) and prints one JSON object.
 //! The same program runs natively, under wasmtime (`wasm-runner`) and under Node
 //! (`benches/wasm-lookup/run-node.mjs`).
 
@@ -18,7 +18,7 @@ fn main() -> ExitCode {
             "--lookups" => &mut s.lookups,
             "--reps" => &mut s.reps,
             "-h" | "--help" => {
-                println!("usage: wasm-lookup [--v4 N] [--v6 N] [--lookups N] [--reps N] [v4|v6|classify...]");
+                println!("usage: wasm-lookup [--v4 N] [--v6 N] [--lookups N] [--reps N] [v4|v6|classify|publish...]");
                 return ExitCode::SUCCESS;
             }
             _ => {
@@ -35,7 +35,12 @@ fn main() -> ExitCode {
         }
     }
     if cases.is_empty() {
-        cases = vec!["v4".into(), "v6".into(), "classify".into()];
+        cases = vec![
+            "v4".into(),
+            "v6".into(),
+            "classify".into(),
+            "publish".into(),
+        ];
     }
     let refs: Vec<&str> = cases.iter().map(String::as_str).collect();
     match run(s, &refs) {

@@ -19,7 +19,7 @@ const SIZES: Sizes = Sizes {
     lookups: 20_000,
     reps: 1,
 };
-const CASES: [&str; 3] = ["v4", "v6", "classify"];
+const CASES: [&str; 4] = ["v4", "v6", "classify", "publish"];
 
 fn args() -> Vec<String> {
     [
