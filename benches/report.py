@@ -61,7 +61,7 @@ def cmd(*args: str) -> str:
         return ""
 
 
-def machine() -> list[tuple[str, str]]:
+def machine(results: Path | None = None) -> list[tuple[str, str]]:
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -76,6 +76,10 @@ def machine() -> list[tuple[str, str]]:
         mem = f"{kb / MIB:.0f} GiB"
     except (OSError, ValueError, IndexError):
         pass
+    # The runs' date: the newest of their outputs (the report can be rewritten later).
+    stamps = [p.stat().st_mtime for p in results.glob("*.json")] if results else []
+    when = (datetime.datetime.fromtimestamp(max(stamps), datetime.timezone.utc) if stamps
+            else datetime.datetime.now(datetime.timezone.utc))
     envoy = os.environ.get("ENVOY", "")
     m = re.search(r"/(\d+\.\d+\.\d+)/", cmd(envoy, "--version")) if envoy else None
     try:
@@ -83,7 +87,7 @@ def machine() -> list[tuple[str, str]]:
     except OSError:
         load_avg = "?"
     return [
-        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        ("date of the runs", when.strftime("%Y-%m-%d %H:%M UTC")),
         ("CPU", f"{cpu}, `nproc` = {os.cpu_count()}, {mem} RAM, {platform.machine()}"),
         ("rustc", cmd("rustc", "--version")),
         ("Node (V8)", cmd("node", "--version")),
@@ -202,7 +206,7 @@ def section(crit: dict[str, float], res: Path, chart_name: str | None) -> str:
              "edit the text outside the `bench:` markers, not inside. Every ratio compares "
              "figures measured side by side in this run, on the same seeded tables.")
     s.append("")
-    s += [f"- {k}: {v}" for k, v in machine()]
+    s += [f"- {k}: {v}" for k, v in machine(res)]
     s.append("")
 
     def c(id_: str) -> float | None:
@@ -378,7 +382,8 @@ def section(crit: dict[str, float], res: Path, chart_name: str | None) -> str:
         if "hostcalls" in env:
             split = (f" ({us('hostcalls') - us('noop'):.1f} µs of them are the plugin's host "
                      "calls alone, as the `hostcalls` filter makes them, and "
-                     f"{us('maps') - us('hostcalls'):.1f} µs the plugin's own work)")
+                     f"{us('maps') - us('hostcalls'):.1f} µs everything else the plugin does "
+                     "per request)")
         s.append(f"Per request, the no-op filter adds {per_noop:.1f} µs and the MAPS plugin "
                  f"{per_req:.1f} µs more{split}, from the requests/s above. Policy load: the MAPS "
                  f"Envoy is ready {env['maps_load_over_noop_s']:.2f} s after the no-op one "
