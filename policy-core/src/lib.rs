@@ -32,6 +32,7 @@
 //! | [`packed`] | the compact encoding of large prefix tables (`prefix_table`) |
 //! | [`select`] | cold-potato edge order, haversine, rendezvous link choice |
 //! | [`classify`] | the [`Classifier`] and its [`Decision`] |
+//! | [`client`] | which `x-forwarded-for` entry is the client |
 //! | [`explain`] | a person-readable account of one decision |
 //! | [`trace`] | trace lines in, decision lines out (SPEC §5) |
 //!
@@ -63,6 +64,7 @@
 extern crate alloc;
 
 pub mod classify;
+pub mod client;
 pub mod cluster;
 pub mod diag;
 pub mod explain;

@@ -25,18 +25,16 @@ pub(crate) fn client_address(policy: &Loaded, headers: &[(String, Vec<u8>)]) -> 
     property_text(&["source", "address"]).unwrap_or_default()
 }
 
-/// The (trusted_hops + 1)-th `x-forwarded-for` entry from the right, if there are that
-/// many. Non-UTF-8 bytes are kept as replacement characters (the entry then fails to
-/// parse and the request is `invalid-source`, rather than silently trusting another hop).
+/// The client entry of the request's `x-forwarded-for` headers
+/// ([`policy_core::client::xff_client`]). Non-UTF-8 bytes are kept as replacement
+/// characters (the entry then fails to parse and the request is `invalid-source`,
+/// rather than silently trusting another hop).
 pub(crate) fn xff_client(headers: &[(String, Vec<u8>)], trusted_hops: u32) -> Option<String> {
-    let mut entries: Vec<String> = Vec::new();
-    for (name, value) in headers {
-        if name.eq_ignore_ascii_case("x-forwarded-for") {
-            let text = String::from_utf8_lossy(value);
-            entries.extend(text.split(',').map(|e| e.trim().to_string()));
-        }
-    }
-    let hops = usize::try_from(trusted_hops).unwrap_or(usize::MAX);
-    let index = entries.len().checked_sub(hops)?.checked_sub(1)?;
-    entries.get(index).cloned()
+    let values: Vec<std::borrow::Cow<'_, str>> = headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("x-forwarded-for"))
+        .map(|(_, value)| String::from_utf8_lossy(value))
+        .collect();
+    policy_core::client::xff_client(values.iter().map(|v| v.as_ref()), trusted_hops)
+        .map(String::from)
 }
