@@ -14,7 +14,10 @@ use crate::abi::{
     buffer, decode_pairs, encode_pairs, map, property_key, LogLevel, MetricKind,
     SetEnvoyFilterStateArguments, Status, StreamType,
 };
-use crate::state::{Fault, ForeignCall, Headers, HostState, HttpCall, LocalReply};
+use crate::state::{Fault, ForeignCall, GrpcCall, Headers, HostState, HttpCall, LocalReply};
+
+#[path = "attributes.rs"]
+mod attributes;
 
 type C<'a> = Caller<'a, HostState>;
 type Ret = wasmtime::Result<i32>;
@@ -159,12 +162,13 @@ fn header_map(s: &mut HostState, map_type: i32) -> Result<&mut Headers, Status> 
         | map::HTTP_RESPONSE_HEADERS
         | map::HTTP_RESPONSE_TRAILERS => {
             let st = s.stream().ok_or(Status::NotFound)?;
-            Ok(match map_type {
-                map::HTTP_REQUEST_HEADERS => &mut st.request_headers,
-                map::HTTP_REQUEST_TRAILERS => &mut st.request_trailers,
-                map::HTTP_RESPONSE_HEADERS => &mut st.response_headers,
-                _ => &mut st.response_trailers,
-            })
+            // A map the stream has not reached yet is not there (Envoy: NotFound).
+            match map_type {
+                map::HTTP_REQUEST_HEADERS => Ok(&mut st.request_headers),
+                map::HTTP_REQUEST_TRAILERS => st.request_trailers.as_mut().ok_or(Status::NotFound),
+                map::HTTP_RESPONSE_HEADERS => st.response_headers.as_mut().ok_or(Status::NotFound),
+                _ => st.response_trailers.as_mut().ok_or(Status::NotFound),
+            }
         }
         map::HTTP_CALL_RESPONSE_HEADERS | map::HTTP_CALL_RESPONSE_TRAILERS => {
             let r = s.http_call_response.as_mut().ok_or(Status::NotFound)?;
@@ -174,7 +178,12 @@ fn header_map(s: &mut HostState, map_type: i32) -> Result<&mut Headers, Status> 
                 &mut r.2
             })
         }
-        map::GRPC_CALL_INITIAL_METADATA | map::GRPC_CALL_TRAILING_METADATA => Err(Status::NotFound),
+        map::GRPC_CALL_INITIAL_METADATA => {
+            s.callout.initial_metadata.as_mut().ok_or(Status::NotFound)
+        }
+        map::GRPC_CALL_TRAILING_METADATA => {
+            s.callout.trailing_metadata.as_mut().ok_or(Status::NotFound)
+        }
         _ => Err(Status::BadArgument),
     }
 }
@@ -201,16 +210,46 @@ fn buffer_ref(s: &mut HostState, buffer_type: i32) -> Result<&mut Vec<u8>, Statu
         buffer::VM_CONFIGURATION => Ok(&mut s.vm_configuration),
         buffer::PLUGIN_CONFIGURATION => Ok(&mut s.plugin_configuration),
         buffer::FOREIGN_FUNCTION_ARGUMENTS => Ok(&mut s.foreign_arguments),
-        buffer::GRPC_CALL_MESSAGE => Err(Status::NotFound),
+        buffer::GRPC_CALL_MESSAGE => s.callout.message.as_mut().ok_or(Status::NotFound),
         _ => Err(Status::BadArgument),
     }
 }
 
+/// A property: one the test or the plugin set on the stream, else Envoy's computed
+/// attribute (see `attributes.rs`), else one set for the whole plugin.
 fn property(s: &mut HostState, key: &str) -> Option<Vec<u8>> {
-    if let Some(v) = s.stream().and_then(|st| st.properties.get(key)) {
-        return Some(v.clone());
+    let now = s.now_nanos;
+    if let Some(st) = s.stream() {
+        if let Some(v) = st.properties.get(key) {
+            return Some(v.clone());
+        }
+        if let Some(v) = attributes::computed(st, now, key) {
+            return Some(v);
+        }
     }
     s.properties.get(key).cloned()
+}
+
+/// Envoy's `Buffer::copyFrom` on a stream buffer: `start == 0` with `size == 0`
+/// prepends, `start == 0` with `size >= len` replaces, `start >= len` appends; anything
+/// else (a splice in the middle) is refused with `BAD_ARGUMENT`.
+fn envoy_set_buffer(buf: &mut Vec<u8>, start: usize, size: usize, data: Vec<u8>) -> Status {
+    if start == 0 {
+        if size == 0 {
+            buf.splice(0..0, data);
+            Status::Ok
+        } else if size >= buf.len() {
+            *buf = data;
+            Status::Ok
+        } else {
+            Status::BadArgument
+        }
+    } else if start >= buf.len() {
+        buf.extend_from_slice(&data);
+        Status::Ok
+    } else {
+        Status::BadArgument
+    }
 }
 
 fn decode_headers(bytes: &[u8]) -> Result<Headers, Status> {
@@ -344,10 +383,13 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 Ok(b) => b,
                 Err(s) => return Ok(s.code()),
             };
-            let start = (start as u32 as usize).min(buf.len());
-            let end = start.saturating_add(size as u32 as usize).min(buf.len());
-            buf.splice(start..end, data);
-            Ok(0)
+            if t == buffer::GRPC_CALL_MESSAGE {
+                let start = (start as u32 as usize).min(buf.len());
+                let end = start.saturating_add(size as u32 as usize).min(buf.len());
+                buf.splice(start..end, data);
+                return Ok(0);
+            }
+            Ok(envoy_set_buffer(buf, start as u32 as usize, size as u32 as usize, data).code())
         },
     )?;
 
@@ -510,6 +552,11 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                         st.closed.push(t);
                     } else {
                         st.continued.push(t);
+                        match t {
+                            StreamType::HttpRequest => st.resume_request = true,
+                            StreamType::HttpResponse => st.resume_response = true,
+                            _ => {}
+                        }
                     }
                     Ok(0)
                 }
@@ -517,6 +564,53 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
             }
         })?;
     }
+    // ABI 0.1.0's (and older SDKs') names for continuing one direction.
+    for (name, t) in [
+        ("proxy_continue_request", StreamType::HttpRequest),
+        ("proxy_continue_response", StreamType::HttpResponse),
+        ("proxy_resume_http_request", StreamType::HttpRequest),
+        ("proxy_resume_http_response", StreamType::HttpResponse),
+    ] {
+        l.func_wrap("env", name, move |mut c: C<'_>| -> Ret {
+            match c.data_mut().stream() {
+                Some(st) => {
+                    st.continued.push(t);
+                    if t == StreamType::HttpRequest {
+                        st.resume_request = true;
+                    } else {
+                        st.resume_response = true;
+                    }
+                    Ok(0)
+                }
+                None => Ok(Status::NotFound.code()),
+            }
+        })?;
+    }
+    l.func_wrap("env", "proxy_clear_route_cache", |mut c: C<'_>| -> Ret {
+        match c.data_mut().stream() {
+            Some(st) => {
+                st.route_cache_cleared = st.route_cache_cleared.saturating_add(1);
+                Ok(0)
+            }
+            None => Ok(Status::NotFound.code()),
+        }
+    })?;
+    // ABI 0.1.0: the plugin configuration, read in `proxy_on_configure`.
+    l.func_wrap(
+        "env",
+        "proxy_get_configuration",
+        |mut c: C<'_>, ret_ptr: i32, ret_size: i32| -> Ret {
+            let bytes = c.data().plugin_configuration.clone();
+            h!(copy_out(
+                &mut c,
+                "proxy_get_configuration",
+                &bytes,
+                ret_ptr,
+                ret_size
+            ));
+            Ok(0)
+        },
+    )?;
     l.func_wrap(
         "env",
         "proxy_send_local_response",
@@ -539,7 +633,10 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 Err(s) => return Ok(s.code()),
             };
             match c.data_mut().stream() {
+                // Envoy sends one local reply per stream; a second is refused.
+                Some(st) if st.local_reply.is_some() => Ok(Status::BadArgument.code()),
                 Some(st) => {
+                    st.local_reply_pending = true;
                     st.local_reply = Some(LocalReply {
                         status: status as u32,
                         details,
@@ -558,15 +655,20 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         "proxy_get_status",
         |mut c: C<'_>, code_ptr: i32, msg_ptr: i32, msg_size: i32| -> Ret {
             const CALL: &str = "proxy_get_status";
-            let code = c
-                .data()
-                .http_call_response
-                .as_ref()
-                .and_then(|r| r.0.get(":status"))
-                .and_then(|s| s.parse::<u32>().ok())
-                .unwrap_or(0);
+            let (code, message) = match &c.data().callout.status {
+                Some((code, message)) => (*code, message.clone()),
+                None => (
+                    c.data()
+                        .http_call_response
+                        .as_ref()
+                        .and_then(|r| r.0.get(":status"))
+                        .and_then(|s| s.parse::<u32>().ok())
+                        .unwrap_or(0),
+                    Vec::new(),
+                ),
+            };
             h!(write_u32(&mut c, CALL, code_ptr, code));
-            h!(copy_out(&mut c, CALL, b"", msg_ptr, msg_size));
+            h!(copy_out(&mut c, CALL, &message, msg_ptr, msg_size));
             Ok(0)
         },
     )?;
@@ -622,39 +724,137 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     l.func_wrap(
         "env",
         "proxy_grpc_call",
-        |_: C<'_>,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32|
-         -> Ret { Ok(Status::Unimplemented.code()) },
+        |mut c: C<'_>,
+         sp: i32,
+         sl: i32,
+         np: i32,
+         nl: i32,
+         mp: i32,
+         ml: i32,
+         hp: i32,
+         hl: i32,
+         rp: i32,
+         rl: i32,
+         timeout: i32,
+         ret_token: i32|
+         -> Ret {
+            const CALL: &str = "proxy_grpc_call";
+            let service = h!(read(&mut c, CALL, sp, sl));
+            let service_name = h!(read_str(&mut c, CALL, np, nl));
+            let method = h!(read_str(&mut c, CALL, mp, ml));
+            let metadata = h!(read(&mut c, CALL, hp, hl));
+            let request = h!(read(&mut c, CALL, rp, rl));
+            let Ok(initial_metadata) = decode_headers(&metadata) else {
+                return Ok(Status::BadArgument.code());
+            };
+            let token = c.data().next_token;
+            h!(write_u32(&mut c, CALL, ret_token, token));
+            let s = c.data_mut();
+            s.next_token = s.next_token.wrapping_add(1).max(1);
+            let context_id = s.effective_context;
+            s.grpc_calls.push(GrpcCall {
+                token,
+                context_id,
+                service,
+                service_name,
+                method,
+                initial_metadata,
+                messages: vec![request],
+                timeout_ms: timeout as u32,
+                streaming: false,
+                half_closed: true,
+                finished: false,
+            });
+            Ok(0)
+        },
     )?;
     l.func_wrap(
         "env",
         "proxy_grpc_stream",
-        |_: C<'_>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32| -> Ret {
-            Ok(Status::Unimplemented.code())
+        |mut c: C<'_>,
+         sp: i32,
+         sl: i32,
+         np: i32,
+         nl: i32,
+         mp: i32,
+         ml: i32,
+         hp: i32,
+         hl: i32,
+         ret_token: i32|
+         -> Ret {
+            const CALL: &str = "proxy_grpc_stream";
+            let service = h!(read(&mut c, CALL, sp, sl));
+            let service_name = h!(read_str(&mut c, CALL, np, nl));
+            let method = h!(read_str(&mut c, CALL, mp, ml));
+            let metadata = h!(read(&mut c, CALL, hp, hl));
+            let Ok(initial_metadata) = decode_headers(&metadata) else {
+                return Ok(Status::BadArgument.code());
+            };
+            let token = c.data().next_token;
+            h!(write_u32(&mut c, CALL, ret_token, token));
+            let s = c.data_mut();
+            s.next_token = s.next_token.wrapping_add(1).max(1);
+            let context_id = s.effective_context;
+            s.grpc_calls.push(GrpcCall {
+                token,
+                context_id,
+                service,
+                service_name,
+                method,
+                initial_metadata,
+                messages: Vec::new(),
+                timeout_ms: 0,
+                streaming: true,
+                half_closed: false,
+                finished: false,
+            });
+            Ok(0)
         },
     )?;
     l.func_wrap(
         "env",
         "proxy_grpc_send",
-        |_: C<'_>, _: i32, _: i32, _: i32, _: i32| -> Ret { Ok(Status::Unimplemented.code()) },
+        |mut c: C<'_>, token: i32, mp: i32, ml: i32, end: i32| -> Ret {
+            let message = h!(read(&mut c, "proxy_grpc_send", mp, ml));
+            let token = token as u32;
+            match c
+                .data_mut()
+                .grpc_calls
+                .iter_mut()
+                .find(|g| g.token == token && g.streaming && !g.finished)
+            {
+                Some(g) if g.half_closed => Ok(Status::BadArgument.code()),
+                Some(g) => {
+                    g.messages.push(message);
+                    g.half_closed = end != 0;
+                    Ok(0)
+                }
+                None => Ok(Status::NotFound.code()),
+            }
+        },
     )?;
-    l.func_wrap("env", "proxy_grpc_cancel", |_: C<'_>, _: i32| -> Ret {
-        Ok(Status::NotFound.code())
-    })?;
-    l.func_wrap("env", "proxy_grpc_close", |_: C<'_>, _: i32| -> Ret {
-        Ok(Status::NotFound.code())
-    })?;
+    for (name, cancel) in [("proxy_grpc_cancel", true), ("proxy_grpc_close", false)] {
+        l.func_wrap("env", name, move |mut c: C<'_>, token: i32| -> Ret {
+            let token = token as u32;
+            match c
+                .data_mut()
+                .grpc_calls
+                .iter_mut()
+                .find(|g| g.token == token && !g.finished)
+            {
+                Some(g) => {
+                    // Envoy: cancel drops the call (no more callbacks); close half-closes
+                    // a stream (the remote may still answer).
+                    if cancel || !g.streaming {
+                        g.finished = true;
+                    }
+                    g.half_closed = true;
+                    Ok(0)
+                }
+                None => Ok(Status::NotFound.code()),
+            }
+        })?;
+    }
 
     // ---- shared data and queues --------------------------------------------------
     l.func_wrap(
@@ -694,12 +894,14 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         |mut c: C<'_>, np: i32, nl: i32, ret_id: i32| -> Ret {
             const CALL: &str = "proxy_register_shared_queue";
             let name = h!(read_str(&mut c, CALL, np, nl));
-            let queues = &mut c.data_mut().queues;
-            let index = match queues.iter().position(|(n, _)| *n == name) {
+            let s = c.data_mut();
+            let owner = s.root_context;
+            let index = match s.queues.iter().position(|(n, _)| *n == name) {
                 Some(i) => i,
                 None => {
-                    queues.push((name, Default::default()));
-                    queues.len() - 1
+                    s.queues.push((name, Default::default()));
+                    s.queue_owner.push(owner);
+                    s.queues.len() - 1
                 }
             };
             let id = u32::try_from(index + 1).unwrap_or(u32::MAX);
@@ -728,9 +930,14 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         |mut c: C<'_>, id: i32, vp: i32, vl: i32| -> Ret {
             let value = h!(read(&mut c, "proxy_enqueue_shared_queue", vp, vl));
             let index = (id as u32 as usize).wrapping_sub(1);
-            match c.data_mut().queues.get_mut(index) {
+            let s = c.data_mut();
+            match s.queues.get_mut(index) {
                 Some((_, q)) => {
                     q.push_back(value);
+                    // The registering root context hears of it (after this callback).
+                    if let Some(owner) = s.queue_owner.get(index).copied() {
+                        s.queue_ready.push((owner, id as u32));
+                    }
                     Ok(0)
                 }
                 None => Ok(Status::NotFound.code()),
@@ -859,7 +1066,12 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                         None => return Ok(Status::NotFound.code()),
                     }
                 }
-                "clear_route_cache" | "declare_property" => {}
+                "clear_route_cache" => {
+                    if let Some(st) = s.stream() {
+                        st.route_cache_cleared = st.route_cache_cleared.saturating_add(1);
+                    }
+                }
+                "declare_property" => {}
                 _ => return Ok(Status::NotFound.code()),
             }
             // No results: (0, 0).

@@ -14,7 +14,22 @@ use wasmtime_wasi::WasiCtxBuilder;
 use crate::abi::LogLevel;
 use crate::error::{describe, Error};
 use crate::hostcalls;
-use crate::state::{ForeignCall, HostState, HttpCall, LogEntry, Metrics, StreamKind, StreamState};
+use crate::state::{
+    CalloutData, ForeignCall, GrpcCall, Headers, HostState, HttpCall, LogEntry, Metrics,
+    StreamKind, StreamState,
+};
+
+/// The proxy-wasm ABI version a module declares (its `proxy_abi_version_*` export).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AbiVersion {
+    /// `proxy_abi_version_0_1_0`: the header callbacks have no end-of-stream argument;
+    /// streams continue with `proxy_continue_request` / `proxy_continue_response`.
+    V0_1_0,
+    /// `proxy_abi_version_0_2_0`.
+    V0_2_0,
+    /// `proxy_abi_version_0_2_1`.
+    V0_2_1,
+}
 
 /// How often the background thread advances wasmtime's epoch (the timeout granularity).
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -64,6 +79,7 @@ fn engine() -> Result<&'static Engine, Error> {
 #[derive(Clone)]
 pub struct Harness {
     pre: InstancePre<HostState>,
+    abi: AbiVersion,
     root_id: String,
     plugin_name: String,
     vm_id: String,
@@ -92,11 +108,17 @@ impl Harness {
         let engine = engine()?;
         let module = Module::new(engine, bytes).map_err(|e| Error::Compile(describe(&e)))?;
         let has = |name: &str| module.exports().any(|e| e.name() == name);
-        if !has("proxy_abi_version_0_2_1") && !has("proxy_abi_version_0_2_0") {
+        let abi = if has("proxy_abi_version_0_2_1") {
+            AbiVersion::V0_2_1
+        } else if has("proxy_abi_version_0_2_0") {
+            AbiVersion::V0_2_0
+        } else if has("proxy_abi_version_0_1_0") {
+            AbiVersion::V0_1_0
+        } else {
             return Err(Error::Abi(
-                "it exports no `proxy_abi_version_0_2_1` (or 0_2_0) marker".into(),
+                "it exports no `proxy_abi_version_0_2_1` (or 0_2_0, 0_1_0) marker".into(),
             ));
-        }
+        };
         if !module
             .exports()
             .any(|e| e.name() == "memory" && matches!(e.ty(), ExternType::Memory(_)))
@@ -122,6 +144,7 @@ impl Harness {
             .map_err(|e| Error::Abi(describe(&e)))?;
         Ok(Harness {
             pre,
+            abi,
             root_id: String::new(),
             plugin_name: "maps".into(),
             vm_id: String::new(),
@@ -131,6 +154,11 @@ impl Harness {
             timeout: Duration::from_secs(10),
             memory_limit: 256 << 20,
         })
+    }
+
+    /// The ABI version the module declares.
+    pub fn abi_version(&self) -> AbiVersion {
+        self.abi
     }
 
     /// The plugin's root id (Envoy: `config.root_id`; property `plugin_root_id`).
@@ -233,10 +261,12 @@ impl Harness {
         })?;
         store.data_mut().memory = Some(memory);
         store.data_mut().alloc = Some(alloc);
-        let callbacks = Callbacks::resolve(&instance, &mut store)?;
+        let callbacks = Callbacks::resolve(&instance, &mut store, self.abi)?;
 
         let mut plugin = Plugin {
             store,
+            abi: self.abi,
+            draining: false,
             cb: callbacks,
             root_context: 1,
             next_context: 2,
@@ -289,13 +319,12 @@ pub(crate) struct Callbacks {
     log: Option<TypedFunc<i32, ()>>,
     delete: Option<TypedFunc<i32, ()>>,
     request_headers: Option<TypedFunc<(i32, i32, i32), i32>>,
+    request_headers_01: Option<TypedFunc<(i32, i32), i32>>,
+    response_headers_01: Option<TypedFunc<(i32, i32), i32>>,
     request_body: Option<TypedFunc<(i32, i32, i32), i32>>,
     request_trailers: Option<TypedFunc<(i32, i32), i32>>,
     response_headers: Option<TypedFunc<(i32, i32, i32), i32>>,
     response_body: Option<TypedFunc<(i32, i32, i32), i32>>,
-    // Resolved so that a wrong signature is refused at load; this host never sends
-    // response trailers, foreign-function callbacks or queue notifications.
-    #[allow(dead_code)]
     response_trailers: Option<TypedFunc<(i32, i32), i32>>,
     new_connection: Option<TypedFunc<i32, i32>>,
     downstream_data: Option<TypedFunc<(i32, i32, i32), i32>>,
@@ -303,10 +332,12 @@ pub(crate) struct Callbacks {
     downstream_close: Option<TypedFunc<(i32, i32), ()>>,
     upstream_close: Option<TypedFunc<(i32, i32), ()>>,
     http_call_response: Option<TypedFunc<I32x5, ()>>,
-    #[allow(dead_code)]
     foreign_function: Option<TypedFunc<(i32, i32, i32), ()>>,
-    #[allow(dead_code)]
     queue_ready: Option<TypedFunc<(i32, i32), ()>>,
+    grpc_receive_initial_metadata: Option<TypedFunc<(i32, i32, i32), ()>>,
+    grpc_receive: Option<TypedFunc<(i32, i32, i32), ()>>,
+    grpc_receive_trailing_metadata: Option<TypedFunc<(i32, i32, i32), ()>>,
+    grpc_close: Option<TypedFunc<(i32, i32, i32), ()>>,
 }
 
 fn typed<P: WasmParams, R: WasmResults>(
@@ -326,7 +357,12 @@ fn typed<P: WasmParams, R: WasmResults>(
 }
 
 impl Callbacks {
-    fn resolve(i: &Instance, s: &mut Store<HostState>) -> Result<Callbacks, Error> {
+    fn resolve(
+        i: &Instance,
+        s: &mut Store<HostState>,
+        abi: AbiVersion,
+    ) -> Result<Callbacks, Error> {
+        let v01 = abi == AbiVersion::V0_1_0;
         Ok(Callbacks {
             initialize: typed(i, s, "_initialize")?,
             main: typed(i, s, "main")?,
@@ -338,10 +374,28 @@ impl Callbacks {
             done: typed(i, s, "proxy_on_done")?,
             log: typed(i, s, "proxy_on_log")?,
             delete: typed(i, s, "proxy_on_delete")?,
-            request_headers: typed(i, s, "proxy_on_request_headers")?,
+            request_headers: if v01 {
+                None
+            } else {
+                typed(i, s, "proxy_on_request_headers")?
+            },
+            request_headers_01: if v01 {
+                typed(i, s, "proxy_on_request_headers")?
+            } else {
+                None
+            },
+            response_headers_01: if v01 {
+                typed(i, s, "proxy_on_response_headers")?
+            } else {
+                None
+            },
             request_body: typed(i, s, "proxy_on_request_body")?,
             request_trailers: typed(i, s, "proxy_on_request_trailers")?,
-            response_headers: typed(i, s, "proxy_on_response_headers")?,
+            response_headers: if v01 {
+                None
+            } else {
+                typed(i, s, "proxy_on_response_headers")?
+            },
             response_body: typed(i, s, "proxy_on_response_body")?,
             response_trailers: typed(i, s, "proxy_on_response_trailers")?,
             new_connection: typed(i, s, "proxy_on_new_connection")?,
@@ -352,6 +406,10 @@ impl Callbacks {
             http_call_response: typed(i, s, "proxy_on_http_call_response")?,
             foreign_function: typed(i, s, "proxy_on_foreign_function")?,
             queue_ready: typed(i, s, "proxy_on_queue_ready")?,
+            grpc_receive_initial_metadata: typed(i, s, "proxy_on_grpc_receive_initial_metadata")?,
+            grpc_receive: typed(i, s, "proxy_on_grpc_receive")?,
+            grpc_receive_trailing_metadata: typed(i, s, "proxy_on_grpc_receive_trailing_metadata")?,
+            grpc_close: typed(i, s, "proxy_on_grpc_close")?,
         })
     }
 }
@@ -384,6 +442,15 @@ pub(crate) enum Cb {
     DownstreamClose,
     UpstreamClose,
     HttpCallResponse,
+    RequestHeaders01,
+    ResponseHeaders01,
+    ResponseTrailers,
+    ForeignFunction,
+    QueueReady,
+    GrpcReceiveInitialMetadata,
+    GrpcReceive,
+    GrpcReceiveTrailingMetadata,
+    GrpcClose,
 }
 
 /// Typed access to one callback slot.
@@ -405,9 +472,13 @@ macro_rules! slots {
 }
 slots!((), () => Initialize: initialize, Start: start);
 slots!((i32, i32), i32 => Main: main, VmStart: vm_start, Configure: configure,
-    RequestTrailers: request_trailers);
+    RequestTrailers: request_trailers, ResponseTrailers: response_trailers,
+    RequestHeaders01: request_headers_01, ResponseHeaders01: response_headers_01);
 slots!((i32, i32), () => ContextCreate: context_create, DownstreamClose: downstream_close,
-    UpstreamClose: upstream_close);
+    UpstreamClose: upstream_close, QueueReady: queue_ready);
+slots!((i32, i32, i32), () => ForeignFunction: foreign_function,
+    GrpcReceiveInitialMetadata: grpc_receive_initial_metadata, GrpcReceive: grpc_receive,
+    GrpcReceiveTrailingMetadata: grpc_receive_trailing_metadata, GrpcClose: grpc_close);
 slots!(i32, () => Tick: tick, Log: log, Delete: delete);
 slots!(i32, i32 => Done: done, NewConnection: new_connection);
 slots!((i32, i32, i32), i32 => RequestHeaders: request_headers, RequestBody: request_body,
@@ -419,6 +490,9 @@ slots!(I32x5, () => HttpCallResponse: http_call_response);
 /// logged, counted and sent. Requests and connections are sent one at a time.
 pub struct Plugin {
     pub(crate) store: Store<HostState>,
+    pub(crate) abi: AbiVersion,
+    /// Delivering queued `proxy_on_queue_ready` notifications (not re-entered).
+    draining: bool,
     cb: Callbacks,
     root_context: u32,
     next_context: u32,
@@ -481,7 +555,45 @@ impl Plugin {
         if let Err(e) = &outcome {
             self.poisoned = Some(e.to_string());
         }
-        outcome
+        let outcome = outcome?;
+        self.deliver_queue_ready()?;
+        Ok(outcome)
+    }
+
+    /// Delivers `proxy_on_queue_ready` for every enqueue since the last callback (Envoy
+    /// posts it to the registering root context's dispatcher: it runs after the callback
+    /// that enqueued, never inside it).
+    fn deliver_queue_ready(&mut self) -> Result<(), Error> {
+        if self.draining {
+            return Ok(());
+        }
+        self.draining = true;
+        let mut delivered = 0u32;
+        let result = loop {
+            let next = {
+                let q = &mut self.store.data_mut().queue_ready;
+                (!q.is_empty()).then(|| q.remove(0))
+            };
+            let Some((owner, queue)) = next else {
+                break Ok(());
+            };
+            delivered += 1;
+            if delivered > 10_000 {
+                break Err(Error::Usage(
+                    "more than 10 000 queue notifications in a row (a queue_ready loop?)".into(),
+                ));
+            }
+            if let Err(e) = self.call::<(i32, i32), ()>(
+                "proxy_on_queue_ready",
+                Cb::QueueReady,
+                owner,
+                (owner as i32, queue as i32),
+            ) {
+                break Err(e);
+            }
+        };
+        self.draining = false;
+        result
     }
 
     fn start(&mut self) -> Result<(), Error> {
@@ -627,36 +739,241 @@ impl Plugin {
     }
 
     /// Delivers the response of an HTTP call the plugin dispatched
-    /// (`proxy_on_http_call_response` on the root context).
+    /// (`proxy_on_http_call_response` on the context that dispatched it, as Envoy does).
+    /// A call whose stream has ended cannot be answered: Envoy cancels a context's
+    /// callouts when it is destroyed ([`Error::Usage`]).
     pub fn respond_to_http_call(
         &mut self,
         token: u32,
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<(), Error> {
-        let headers = crate::state::Headers::from_pairs(headers);
-        let n = headers.len() as i32;
-        self.store.data_mut().http_call_response =
-            Some((headers, body.to_vec(), crate::state::Headers::new()));
-        let root = self.root_context;
+        self.deliver_http_call_response(
+            token,
+            crate::state::Headers::from_pairs(headers),
+            body.to_vec(),
+            crate::state::Headers::new(),
+        )
+    }
+
+    pub(crate) fn deliver_http_call_response(
+        &mut self,
+        token: u32,
+        headers: Headers,
+        body: Vec<u8>,
+        trailers: Headers,
+    ) -> Result<(), Error> {
+        let Some(call) = self
+            .store
+            .data()
+            .http_calls
+            .iter()
+            .find(|c| c.token == token)
+        else {
+            return Err(Error::Usage(format!("no HTTP call has token {token}")));
+        };
+        let context = call.context_id;
+        if context != self.root_context && !self.store.data().streams.contains_key(&context) {
+            return Err(Error::Usage(format!(
+                "HTTP call {token} was dispatched by stream {context}, which has ended \
+                 (Envoy cancels a stream's callouts when it ends)"
+            )));
+        }
+        let (n, len, nt) = (
+            headers.len() as i32,
+            body.len() as i32,
+            trailers.len() as i32,
+        );
+        self.store.data_mut().http_call_response = Some((headers, body, trailers));
         let result = self.call::<(i32, i32, i32, i32, i32), ()>(
             "proxy_on_http_call_response",
             Cb::HttpCallResponse,
-            root,
-            (root as i32, token as i32, n, body.len() as i32, 0),
+            context,
+            (context as i32, token as i32, n, len, nt),
         );
         self.store.data_mut().http_call_response = None;
         result.map(|_| ())
+    }
+
+    /// gRPC calls and streams the plugin opened, oldest first.
+    pub fn grpc_calls(&self) -> &[GrpcCall] {
+        &self.store.data().grpc_calls
+    }
+
+    fn grpc_target(&self, token: u32) -> Result<u32, Error> {
+        let Some(call) = self
+            .store
+            .data()
+            .grpc_calls
+            .iter()
+            .find(|c| c.token == token)
+        else {
+            return Err(Error::Usage(format!("no gRPC call has token {token}")));
+        };
+        if call.finished {
+            return Err(Error::Usage(format!(
+                "gRPC call {token} is over (cancelled by the plugin, or closed)"
+            )));
+        }
+        let context = call.context_id;
+        if context != self.root_context && !self.store.data().streams.contains_key(&context) {
+            return Err(Error::Usage(format!(
+                "gRPC call {token} was opened by stream {context}, which has ended"
+            )));
+        }
+        Ok(context)
+    }
+
+    fn grpc_callback(
+        &mut self,
+        name: &'static str,
+        which: Cb,
+        token: u32,
+        data: CalloutData,
+        arg: i32,
+    ) -> Result<(), Error> {
+        let context = self.grpc_target(token)?;
+        self.store.data_mut().callout = data;
+        let result = self.call::<(i32, i32, i32), ()>(
+            name,
+            which,
+            context,
+            (context as i32, token as i32, arg),
+        );
+        self.store.data_mut().callout = CalloutData::default();
+        result.map(|_| ())
+    }
+
+    /// A gRPC stream's initial metadata arrives (`proxy_on_grpc_receive_initial_metadata`).
+    pub fn grpc_receive_initial_metadata(
+        &mut self,
+        token: u32,
+        metadata: &[(&str, &str)],
+    ) -> Result<(), Error> {
+        let md = Headers::from_pairs(metadata);
+        let n = md.len() as i32;
+        let data = CalloutData {
+            initial_metadata: Some(md),
+            ..CalloutData::default()
+        };
+        self.grpc_callback(
+            "proxy_on_grpc_receive_initial_metadata",
+            Cb::GrpcReceiveInitialMetadata,
+            token,
+            data,
+            n,
+        )
+    }
+
+    /// A message arrives on a gRPC stream, or a unary call succeeds with `message`
+    /// (`proxy_on_grpc_receive`; for a unary call Envoy ends the call with it).
+    pub fn grpc_receive(&mut self, token: u32, message: &[u8]) -> Result<(), Error> {
+        let unary = self
+            .store
+            .data()
+            .grpc_calls
+            .iter()
+            .any(|c| c.token == token && !c.streaming);
+        let data = CalloutData {
+            message: Some(message.to_vec()),
+            ..CalloutData::default()
+        };
+        self.grpc_callback(
+            "proxy_on_grpc_receive",
+            Cb::GrpcReceive,
+            token,
+            data,
+            message.len() as i32,
+        )?;
+        if unary {
+            self.finish_grpc(token);
+        }
+        Ok(())
+    }
+
+    /// A gRPC stream's trailing metadata arrives (`proxy_on_grpc_receive_trailing_metadata`).
+    pub fn grpc_receive_trailing_metadata(
+        &mut self,
+        token: u32,
+        metadata: &[(&str, &str)],
+    ) -> Result<(), Error> {
+        let md = Headers::from_pairs(metadata);
+        let n = md.len() as i32;
+        let data = CalloutData {
+            trailing_metadata: Some(md),
+            ..CalloutData::default()
+        };
+        self.grpc_callback(
+            "proxy_on_grpc_receive_trailing_metadata",
+            Cb::GrpcReceiveTrailingMetadata,
+            token,
+            data,
+            n,
+        )
+    }
+
+    /// A gRPC call or stream ends with `status` (`proxy_on_grpc_close`; the plugin reads
+    /// the status and `message` with `proxy_get_status`). For a unary call this is the
+    /// failure path.
+    pub fn grpc_close(&mut self, token: u32, status: u32, message: &str) -> Result<(), Error> {
+        let data = CalloutData {
+            status: Some((status, message.as_bytes().to_vec())),
+            ..CalloutData::default()
+        };
+        let result = self.grpc_callback(
+            "proxy_on_grpc_close",
+            Cb::GrpcClose,
+            token,
+            data,
+            status as i32,
+        );
+        self.finish_grpc(token);
+        result
+    }
+
+    fn finish_grpc(&mut self, token: u32) {
+        if let Some(c) = self
+            .store
+            .data_mut()
+            .grpc_calls
+            .iter_mut()
+            .find(|c| c.token == token)
+        {
+            c.finished = true;
+        }
+    }
+
+    /// Calls `proxy_on_foreign_function` on the root context, as a host function that
+    /// answers asynchronously would; `arguments` is the FOREIGN_FUNCTION_ARGUMENTS buffer.
+    pub fn deliver_foreign_function(
+        &mut self,
+        function_id: u32,
+        arguments: &[u8],
+    ) -> Result<(), Error> {
+        self.store.data_mut().foreign_arguments = arguments.to_vec();
+        let root = self.root_context;
+        let result = self.call::<(i32, i32, i32), ()>(
+            "proxy_on_foreign_function",
+            Cb::ForeignFunction,
+            root,
+            (root as i32, function_id as i32, arguments.len() as i32),
+        );
+        self.store.data_mut().foreign_arguments.clear();
+        result.map(|_| ())
+    }
+
+    /// The ABI version of the module.
+    pub fn abi_version(&self) -> AbiVersion {
+        self.abi
     }
 
     /// Creates a stream context (`proxy_on_context_create` with the root as parent).
     pub(crate) fn new_stream(&mut self, kind: StreamKind) -> Result<u32, Error> {
         let id = self.next_context;
         self.next_context = self.next_context.wrapping_add(1).max(2);
-        self.store
-            .data_mut()
-            .streams
-            .insert(id, StreamState::new(kind));
+        let mut state = StreamState::new(kind);
+        state.start_nanos = self.store.data().now_nanos;
+        self.store.data_mut().streams.insert(id, state);
         let root = self.root_context;
         self.call::<(i32, i32), ()>(
             "proxy_on_context_create",
@@ -667,16 +984,22 @@ impl Plugin {
         Ok(id)
     }
 
-    /// Ends a stream context: `proxy_on_done`, then (when it returns true, or the plugin
-    /// called `proxy_done`) `proxy_on_log` and `proxy_on_delete`; the host state of the
-    /// stream is returned.
+    /// Ends a stream context the way Envoy does and returns its host state. HTTP
+    /// (`Context::log` runs with the access logs, before the filter chain is destroyed;
+    /// `Context::onDestroy` then calls `onDone` and `onDelete`): `proxy_on_log`,
+    /// `proxy_on_done`, `proxy_on_delete`. TCP (`Context::onCloseTCP`): `proxy_on_done`,
+    /// `proxy_on_log`, `proxy_on_delete`. Envoy ignores what `proxy_on_done` returns.
     pub(crate) fn finish_stream(&mut self, id: u32) -> Result<Option<StreamState>, Error> {
         self.store.data_mut().done_called = false;
-        let done = self.call::<i32, i32>("proxy_on_done", Cb::Done, id, id as i32)?;
-        if done != Some(0) || self.store.data().done_called {
+        let kind = self.store.data().streams.get(&id).map(|s| s.kind);
+        if kind == Some(StreamKind::Tcp) {
+            self.call::<i32, i32>("proxy_on_done", Cb::Done, id, id as i32)?;
             self.call::<i32, ()>("proxy_on_log", Cb::Log, id, id as i32)?;
-            self.call::<i32, ()>("proxy_on_delete", Cb::Delete, id, id as i32)?;
+        } else {
+            self.call::<i32, ()>("proxy_on_log", Cb::Log, id, id as i32)?;
+            self.call::<i32, i32>("proxy_on_done", Cb::Done, id, id as i32)?;
         }
+        self.call::<i32, ()>("proxy_on_delete", Cb::Delete, id, id as i32)?;
         Ok(self.store.data_mut().streams.remove(&id))
     }
 

@@ -296,23 +296,42 @@ pub(crate) enum StreamKind {
 }
 
 /// Per-stream state: one HTTP request/response pair or one TCP connection.
+///
+/// Header maps and trailers are `None` until the stream has reached them (Envoy: a map
+/// the stream has not seen yet is not there), bodies hold the chunk (or the buffered
+/// chunks, after a `Pause`) the current callback sees.
 #[derive(Debug)]
 pub(crate) struct StreamState {
-    #[allow(dead_code)]
     pub kind: StreamKind,
     pub request_headers: Headers,
-    pub request_trailers: Headers,
-    pub response_headers: Headers,
-    pub response_trailers: Headers,
+    pub request_trailers: Option<Headers>,
+    pub response_headers: Option<Headers>,
+    pub response_trailers: Option<Headers>,
     pub request_body: Vec<u8>,
     pub response_body: Vec<u8>,
+    /// Request body bytes received so far (for `request.size`).
+    pub request_body_seen: u64,
+    /// Response body bytes received so far (for `response.size`).
+    pub response_body_seen: u64,
     pub downstream_data: Vec<u8>,
     pub upstream_data: Vec<u8>,
     pub properties: BTreeMap<String, Vec<u8>>,
     pub local_reply: Option<LocalReply>,
+    /// A local reply the host has not acted on yet (set by `proxy_send_local_response`).
+    pub local_reply_pending: bool,
     pub filter_state: BTreeMap<String, String>,
     pub continued: Vec<StreamType>,
     pub closed: Vec<StreamType>,
+    /// `proxy_continue_stream` (or 0.1.0's `proxy_continue_request`) since the host last
+    /// looked.
+    pub resume_request: bool,
+    pub resume_response: bool,
+    /// How many times the plugin called `clear_route_cache`.
+    pub route_cache_cleared: u32,
+    /// Virtual time the stream started, nanoseconds since the epoch.
+    pub start_nanos: u64,
+    /// Virtual time the request ended (for `request.duration`).
+    pub request_end_nanos: Option<u64>,
 }
 
 impl StreamState {
@@ -320,22 +339,67 @@ impl StreamState {
         StreamState {
             kind,
             request_headers: Headers::new(),
-            request_trailers: Headers::new(),
-            response_headers: Headers::new(),
-            response_trailers: Headers::new(),
+            request_trailers: None,
+            response_headers: None,
+            response_trailers: None,
             request_body: Vec::new(),
             response_body: Vec::new(),
+            request_body_seen: 0,
+            response_body_seen: 0,
             downstream_data: Vec::new(),
             upstream_data: Vec::new(),
             properties: BTreeMap::new(),
             local_reply: None,
+            local_reply_pending: false,
             filter_state: BTreeMap::new(),
             continued: Vec::new(),
             closed: Vec::new(),
+            resume_request: false,
+            resume_response: false,
+            route_cache_cleared: 0,
+            start_nanos: 0,
+            request_end_nanos: None,
         }
     }
 }
 
+/// A gRPC call or stream a plugin opened (`proxy_grpc_call`, `proxy_grpc_stream`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrpcCall {
+    /// The token the host returned.
+    pub token: u32,
+    /// The context that opened it (the callbacks go there).
+    pub context_id: u32,
+    /// The upstream: the cluster name, or the serialized `GrpcService` Envoy receives.
+    pub service: Vec<u8>,
+    /// The gRPC service name, e.g. `helloworld.Greeter`.
+    pub service_name: String,
+    /// The method, e.g. `SayHello`.
+    pub method: String,
+    /// Initial metadata the plugin sent.
+    pub initial_metadata: Headers,
+    /// Messages the plugin sent (a unary call's request is the only one).
+    pub messages: Vec<Vec<u8>>,
+    /// Timeout in milliseconds (unary calls; 0 for streams).
+    pub timeout_ms: u32,
+    /// A stream (`proxy_grpc_stream`) rather than a unary call.
+    pub streaming: bool,
+    /// The plugin half-closed the stream (`proxy_grpc_send` with end of stream, or
+    /// `proxy_grpc_close`).
+    pub half_closed: bool,
+    /// The plugin cancelled it (`proxy_grpc_cancel`), or it ended: no more callbacks.
+    pub finished: bool,
+}
+
+/// What a gRPC or HTTP callback is being handed (the buffers and maps the plugin may read
+/// while the callback runs).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CalloutData {
+    pub initial_metadata: Option<Headers>,
+    pub trailing_metadata: Option<Headers>,
+    pub message: Option<Vec<u8>>,
+    pub status: Option<(u32, Vec<u8>)>,
+}
 /// The store's data: everything the host functions see.
 pub(crate) struct HostState {
     pub wasi: WasiP1Ctx,
@@ -370,6 +434,15 @@ pub(crate) struct HostState {
     pub http_call_response: Option<(Headers, Vec<u8>, Headers)>,
     /// Set by `proxy_done`.
     pub done_called: bool,
+    pub grpc_calls: Vec<GrpcCall>,
+    pub callout: CalloutData,
+    /// Queue ids with data enqueued since the host last delivered `proxy_on_queue_ready`,
+    /// with the context that registered the queue.
+    pub queue_ready: Vec<(u32, u32)>,
+    /// The root context that registered each queue (index = queue id - 1).
+    pub queue_owner: Vec<u32>,
+    /// Next `connection.id`.
+    pub next_connection_id: u64,
 }
 
 impl HostState {
@@ -401,6 +474,11 @@ impl HostState {
             foreign_arguments: Vec::new(),
             http_call_response: None,
             done_called: false,
+            grpc_calls: Vec::new(),
+            callout: CalloutData::default(),
+            queue_ready: Vec::new(),
+            queue_owner: Vec::new(),
+            next_connection_id: 1,
         }
     }
 

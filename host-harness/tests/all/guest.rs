@@ -269,7 +269,9 @@ fn header_pairs_use_the_abi_encoding() {
         .map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec()))
         .collect();
     assert_eq!(pairs, expected);
-    assert_eq!(pairs.last().unwrap(), &(b"x-a".to_vec(), b"1".to_vec()));
+    assert!(pairs.contains(&(b"x-a".to_vec(), b"1".to_vec())));
+    // Envoy adds an x-request-id to a request that has none (after the client's headers).
+    assert_eq!(pairs.last().unwrap().0, b"x-request-id".to_vec());
 }
 
 #[test]
@@ -346,28 +348,49 @@ fn metrics_define_increment_record_get() {
 }
 
 #[test]
-fn local_reply_stops_the_request() {
+fn local_reply_stops_the_request_and_runs_the_response_callbacks() {
+    // Envoy runs a local reply through the encoder filters, the sender included: the
+    // filter's on_response_headers sees `:status 403` (and marks the reply), and its
+    // on_response_body sees the body. No request body callback runs afterwards, and the
+    // upstream never answers.
     let h = guest(&format!(
         r#"{CONFIGURE_OK}
         (data (i32.const 16) "denied")
         (data (i32.const 32) "go away")
-        (global $responses (mut i32) (i32.const 0))
+        (data (i32.const 48) ":status")
+        (data (i32.const 64) "x-seen-status")
         (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
           (drop (call $local_response (i32.const 403) (i32.const 16) (i32.const 6)
                                       (i32.const 32) (i32.const 7) (i32.const 0) (i32.const 0)
                                       (i32.const -1)))
           (i32.const 1))
+        (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+          (unreachable))
         (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
-          (unreachable))"#
+          (drop (call $get_header (i32.const 2) (i32.const 48) (i32.const 7)
+                                  (i32.const 100) (i32.const 104)))
+          (drop (call $add_header (i32.const 2) (i32.const 64) (i32.const 13)
+                                  (i32.load (i32.const 100)) (i32.load (i32.const 104))))
+          (i32.const 0))
+        (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32)
+          (drop (call $get_buffer (i32.const 1) (i32.const 0) (local.get 1)
+                                  (i32.const 100) (i32.const 104)))
+          (drop (call $log (i32.const 2) (i32.load (i32.const 100)) (i32.load (i32.const 104))))
+          (i32.const 0))"#
     ));
     let mut plugin = h.configure(b"").unwrap();
-    let out = plugin.http_request().send().unwrap();
-    let reply = out.local_reply.expect("a local reply");
+    let out = plugin.http_request().body("ignored").send().unwrap();
+    let reply = out.local_reply.clone().expect("a local reply");
     assert_eq!(reply.status, 403);
     assert_eq!(reply.details, "denied");
     assert_eq!(reply.body, b"go away");
     assert_eq!(out.request_action, Action::Pause);
-    assert!(out.response_headers.is_empty());
+    assert_eq!(out.response_header(":status"), Some("403"));
+    assert_eq!(out.response_header("x-seen-status"), Some("403"));
+    assert_eq!(out.response_header("content-length"), Some("7"));
+    assert_eq!(out.response_body, b"go away");
+    assert_eq!(out.logs.last().unwrap().message, "go away");
+    assert!(!out.reached_upstream);
 }
 
 #[test]
