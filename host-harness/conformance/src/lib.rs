@@ -1,0 +1,361 @@
+//! Conformance filters: one proxy-wasm HTTP filter per ABI feature, chosen by the root
+//! id (`plugin_root_id`), each reporting what it observed where an HTTP client sees it
+//! (response headers, or a local reply's body). `cases.json` says what a client must see;
+//! `host-harness/tests/conformance.rs` runs every case in the harness and
+//! `e2e/test_conformance.py` in Envoy.
+//!
+//! | root id | feature |
+//! |---|---|
+//! | `lifecycle` | callback order of a stream, its end included (reported on `/report`) |
+//! | `pause_callout` | `Pause` in request headers, an HTTP callout answered mid-stream, resume |
+//! | `body` | request body buffered until end of stream, replaced; response body appended |
+//! | `local_reply` | a local reply passes through the filter's own response callbacks |
+//! | `properties` | Envoy's attributes (request, response, upstream, plugin) |
+//! | `queue` | a shared queue's `on_queue_ready` on the root context (reported on `/report`) |
+//!
+//! Built by `make conformance-filters` (`--profile plugin --target wasm32-wasip1`). On
+//! other targets the crate is empty.
+
+#![cfg(target_arch = "wasm32")]
+
+use std::time::Duration;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+
+/// The cluster the callout goes to (the test's upstream server).
+const CALLOUT_CLUSTER: &str = "conformance_upstream";
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_context_id| -> Box<dyn RootContext> {
+        Box::new(Root { mode: String::new(), queue: None })
+    });
+}}
+
+struct Root {
+    mode: String,
+    queue: Option<u32>,
+}
+
+fn text(bytes: Option<Vec<u8>>) -> String {
+    bytes
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn int(bytes: Option<Vec<u8>>) -> String {
+    match bytes.as_deref().and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+        Some(raw) => i64::from_le_bytes(raw).to_string(),
+        None => "-".into(),
+    }
+}
+
+impl Context for Root {
+    fn on_done(&mut self) -> bool {
+        true
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        self.mode = text(self.get_property(vec!["plugin_root_id"]));
+        if self.mode == "queue" {
+            self.queue = hostcalls::register_shared_queue("conformance_queue").ok();
+        }
+        true
+    }
+
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        let mut got = Vec::new();
+        while let Ok(Some(item)) = hostcalls::dequeue_shared_queue(queue_id) {
+            got.push(String::from_utf8_lossy(&item).into_owned());
+        }
+        let line = format!("ready:{}", got.join("+"));
+        let _ = hostcalls::set_shared_data("conformance.queue", Some(line.as_bytes()), None);
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Filter {
+            mode: self.mode.clone(),
+            context_id,
+            seq: Vec::new(),
+            callout: None,
+            queue: self.queue,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Filter {
+    mode: String,
+    #[allow(dead_code)]
+    context_id: u32,
+    /// `lifecycle`: the callbacks seen, in order.
+    seq: Vec<String>,
+    /// `pause_callout`: what the callout answered (status, body).
+    callout: Option<(String, String)>,
+    queue: Option<u32>,
+}
+
+impl Filter {
+    fn note(&mut self, what: &str) {
+        if self.mode == "lifecycle" {
+            self.seq.push(what.to_string());
+        }
+    }
+
+    fn report(&mut self, key: &str) -> Action {
+        let (data, _) = hostcalls::get_shared_data(key).unwrap_or((None, None));
+        self.send_http_response(
+            200,
+            vec![("x-conformance", "report")],
+            Some(&data.unwrap_or_default()),
+        );
+        Action::Pause
+    }
+}
+
+impl Drop for Filter {
+    /// The SDK drops the context in `proxy_on_delete`.
+    fn drop(&mut self) {
+        if self.mode == "lifecycle" && !self.seq.is_empty() {
+            self.seq.push("delete".into());
+            let line = self.seq.join(",");
+            let _ =
+                hostcalls::set_shared_data("conformance.lifecycle", Some(line.as_bytes()), None);
+        }
+    }
+}
+
+impl Context for Filter {
+    fn on_http_call_response(
+        &mut self,
+        _token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let status = self
+            .get_http_call_response_header(":status")
+            .unwrap_or_else(|| "-".into());
+        let body = text(self.get_http_call_response_body(0, body_size));
+        self.callout = Some((status, body));
+        self.resume_http_request();
+    }
+
+    fn on_done(&mut self) -> bool {
+        self.note("done");
+        true
+    }
+}
+
+impl HttpContext for Filter {
+    fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+        self.note(if end_of_stream {
+            "request_headers(eos)"
+        } else {
+            "request_headers"
+        });
+        let path = self.get_http_request_header(":path").unwrap_or_default();
+        match self.mode.as_str() {
+            "lifecycle" if path == "/report" => {
+                self.seq.clear();
+                self.mode = "reporting".into();
+                self.report("conformance.lifecycle")
+            }
+            "queue" if path == "/report" => self.report("conformance.queue"),
+            "queue" => {
+                if let Some(q) = self.queue {
+                    let _ = hostcalls::enqueue_shared_queue(q, Some(path.as_bytes()));
+                }
+                Action::Continue
+            }
+            "pause_callout" => {
+                let call = self.dispatch_http_call(
+                    CALLOUT_CLUSTER,
+                    vec![
+                        (":method", "GET"),
+                        (":path", "/callout"),
+                        (":authority", "conformance"),
+                    ],
+                    None,
+                    vec![],
+                    Duration::from_secs(5),
+                );
+                match call {
+                    Ok(_) => Action::Pause,
+                    Err(_) => {
+                        self.send_http_response(500, vec![], Some(b"callout refused"));
+                        Action::Pause
+                    }
+                }
+            }
+            "local_reply" => {
+                self.send_http_response(403, vec![("x-local", "1")], Some(b"denied"));
+                Action::Pause
+            }
+            "body" => {
+                // The upstream must not see a stale length: the body changes size.
+                self.set_http_request_header("content-length", None);
+                Action::Continue
+            }
+            _ => Action::Continue,
+        }
+    }
+
+    fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        self.note(if end_of_stream {
+            "request_body(eos)"
+        } else {
+            "request_body"
+        });
+        if self.mode != "body" {
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let body = text(self.get_http_request_body(0, size));
+        let replaced = format!("[{}:{}]", body.to_uppercase(), size);
+        self.set_http_request_body(0, size, replaced.as_bytes());
+        Action::Continue
+    }
+
+    fn on_http_request_trailers(&mut self, _n: usize) -> Action {
+        self.note("request_trailers");
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+        self.note(if end_of_stream {
+            "response_headers(eos)"
+        } else {
+            "response_headers"
+        });
+        match self.mode.as_str() {
+            "pause_callout" => {
+                let (status, body) = self
+                    .callout
+                    .clone()
+                    .unwrap_or_else(|| ("-".into(), "-".into()));
+                self.set_http_response_header("x-callout-status", Some(&status));
+                self.set_http_response_header("x-callout-body", Some(&body));
+            }
+            "local_reply" => {
+                let status = self.get_http_response_header(":status").unwrap_or_default();
+                self.set_http_response_header("x-saw-status", Some(&status));
+                let local = self.get_http_response_header("x-local").unwrap_or_default();
+                self.set_http_response_header("x-saw-local", Some(&local));
+            }
+            "body" => {
+                self.set_http_response_header("content-length", None);
+            }
+            "properties" => {
+                let request_id = self
+                    .get_http_request_header("x-request-id")
+                    .unwrap_or_default();
+                let props: Vec<(&str, String)> = vec![
+                    (
+                        "x-p-request-path",
+                        text(self.get_property(vec!["request", "path"])),
+                    ),
+                    (
+                        "x-p-request-url-path",
+                        text(self.get_property(vec!["request", "url_path"])),
+                    ),
+                    (
+                        "x-p-request-host",
+                        text(self.get_property(vec!["request", "host"])),
+                    ),
+                    (
+                        "x-p-request-method",
+                        text(self.get_property(vec!["request", "method"])),
+                    ),
+                    (
+                        "x-p-request-scheme",
+                        text(self.get_property(vec!["request", "scheme"])),
+                    ),
+                    (
+                        "x-p-request-useragent",
+                        text(self.get_property(vec!["request", "useragent"])),
+                    ),
+                    (
+                        "x-p-request-header",
+                        text(self.get_property(vec!["request", "headers", "x-conf"])),
+                    ),
+                    (
+                        "x-p-request-protocol",
+                        text(self.get_property(vec!["request", "protocol"])),
+                    ),
+                    (
+                        "x-p-request-id-matches",
+                        (text(self.get_property(vec!["request", "id"])) == request_id
+                            && !request_id.is_empty())
+                        .to_string(),
+                    ),
+                    (
+                        "x-p-response-code",
+                        int(self.get_property(vec!["response", "code"])),
+                    ),
+                    (
+                        "x-p-response-header",
+                        text(self.get_property(vec!["response", "headers", "x-echo-method"])),
+                    ),
+                    (
+                        "x-p-plugin-root-id",
+                        text(self.get_property(vec!["plugin_root_id"])),
+                    ),
+                    (
+                        "x-p-source-has-port",
+                        (int(self.get_property(vec!["source", "port"])) != "-").to_string(),
+                    ),
+                    (
+                        "x-p-upstream-is-local",
+                        text(self.get_property(vec!["upstream", "address"]))
+                            .starts_with("127.0.0.1:")
+                            .to_string(),
+                    ),
+                    (
+                        "x-p-connection-mtls",
+                        format!("{:?}", self.get_property(vec!["connection", "mtls"])),
+                    ),
+                ];
+                for (name, value) in props {
+                    self.set_http_response_header(name, Some(&value));
+                }
+            }
+            _ => {}
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        self.note(if end_of_stream {
+            "response_body(eos)"
+        } else {
+            "response_body"
+        });
+        if self.mode == "body" {
+            if !end_of_stream {
+                return Action::Pause;
+            }
+            // Append (Envoy: a start at or past the end appends).
+            self.set_http_response_body(size, 0, b"!");
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _n: usize) -> Action {
+        self.note("response_trailers");
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        self.note("log");
+    }
+}
