@@ -45,7 +45,7 @@ envoy:
 build: setup-rust mapsctl plugin
 
 mapsctl: setup-rust
-	$(CARGO) build --release -p host-harness --bin mapsctl
+	$(CARGO) build --release -p mapsctl --bin mapsctl
 
 plugin: setup-rust
 	$(CARGO) build -p wasm-plugin --profile plugin --target wasm32-wasip1 --features proxy
@@ -203,7 +203,7 @@ bench-tools: setup-rust
 	$(CARGO) build -p wasm-lookup --release --target wasm32-wasip1
 	$(CARGO) build -p wasm-lookup --profile plugin --target wasm32-wasip1
 	$(CARGO) build --release -p wasm-lookup -p maps-benches --bin wasm-lookup --bin lpm-sweep
-	$(CARGO) build --release -p host-harness -p wasm-runner --bin mapsctl --bin wasm-runner
+	$(CARGO) build --release -p mapsctl -p wasm-runner --bin mapsctl --bin wasm-runner
 
 bench-sweep: bench-tools
 	@mkdir -p $(BENCH_OUT)

@@ -3,7 +3,8 @@
 //! An embedding of wasmtime (with WASI preview 1) that implements the host side of the
 //! [proxy-wasm ABI v0.2.1] faithfully enough to run the MAPS plugin and ordinary
 //! proxy-wasm HTTP and network filters, for tests, for replaying traffic and for
-//! benchmarks. It is also the home of `mapsctl` (the binary; see `src/main.rs`).
+//! benchmarks. It knows nothing of MAPS: `mapsctl` (its own crate) uses it to replay
+//! traces through the MAPS plugin.
 //!
 //! ```text
 //!   .wasm ──Harness::load──▶ Harness ──configure(bytes)──▶ Plugin ──http_request()…send()──▶ HttpOutcome
@@ -23,7 +24,6 @@
 //! | [`plugin`] | [`Harness`] (a compiled module) and [`Plugin`] (a configured instance) |
 //! | [`http`] | one HTTP request through the filter: [`HttpRequest`] → [`HttpOutcome`] |
 //! | [`tcp`] | one TCP connection through the filter: [`TcpConnection`] → [`ConnectionOutcome`] |
-//! | [`engine`] | `mapsctl classify --engine plugin`: trace lines through the MAPS plugin |
 //!
 //! Safety contract: guest memory is read and written only through checked slices. A
 //! module that passes a hostcall an out-of-bounds range gets `INVALID_MEMORY_ACCESS` and
@@ -51,8 +51,6 @@
 //! [proxy-wasm ABI v0.2.1]: https://github.com/proxy-wasm/spec/tree/main/abi-versions/v0.2.1
 
 pub mod abi;
-pub mod engine;
-pub mod envoy_config;
 mod error;
 mod hostcalls;
 pub mod http;

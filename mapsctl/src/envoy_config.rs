@@ -22,9 +22,9 @@
 //! ```
 //!
 //! Conventions shared with the plugin: the aggregate cluster names are those of
-//! [`policy_core::cluster::cluster_name`] (the plugin publishes them in
+//! [`policy_core::cluster`] (the plugin publishes them in
 //! `<header_prefix>cluster` and in the `envoy.tcp_proxy.cluster` filter state); the
-//! pairs come from [`policy_core::select::edge_order`] (edge, first failover), so the
+//! pairs come from [`policy_core::Classifier::routes`] (edge, first failover), so the
 //! generator holds no decision logic. The plugin's L4 root id is `maps_tcp`.
 //!
 //! Invariants: only a validated policy reaches [`generate`]; every link used has an
@@ -37,9 +37,8 @@ use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use policy_core::cluster::cluster_name;
-use policy_core::select::edge_order;
-use policy_core::Policy;
+use policy_core::cluster::{cluster_name, edge_cluster};
+use policy_core::{Classifier, Policy};
 use serde_json::{json, Value};
 
 /// Name of the HTTP filter (and of its ECDS resource).
@@ -64,21 +63,6 @@ pub const TCP_ECDS_FILE: &str = "maps-tcp.json";
 
 const TYPE_HTTP_WASM: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 const TYPE_NET_WASM: &str = "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm";
-
-/// The Envoy cluster of an edge's links: `edge_<id>`, the id escaped as in
-/// [`cluster_name`].
-///
-/// ```
-/// assert_eq!(host_harness::envoy_config::edge_cluster("sea"), "edge_sea");
-/// assert_eq!(host_harness::envoy_config::edge_cluster("new_york"), "edge_new~5Fyork");
-/// ```
-pub fn edge_cluster(edge: &str) -> String {
-    let aggregate = cluster_name(edge, None);
-    format!(
-        "edge_{}",
-        aggregate.strip_prefix("maps_").unwrap_or(&aggregate)
-    )
-}
 
 /// What the generator needs besides the policy. [`Settings::default`] gives a local
 /// set-up: listeners on 127.0.0.1:10000 (HTTP) and :10001 (L4), admin on
@@ -220,11 +204,13 @@ pub struct Generated {
     pub plan: Vec<ClusterPlan>,
 }
 
-/// The (edge, backup) pairs the policy uses: for each registration, the first edge of
-/// its order and the next one (none when the order has one edge). With `all`, every
-/// ordered pair of usable edges and every usable edge alone.
-pub fn edge_pairs(policy: &Policy, all: bool) -> BTreeSet<(usize, Option<usize>)> {
+/// The (edge, backup) pairs to provision, as edge indices. Without `all`: the routes
+/// the registrations use ([`Classifier::routes`]). With `all`: every ordered pair of
+/// usable edges and every usable edge alone.
+pub fn edge_pairs(classifier: &Classifier, all: bool) -> BTreeSet<(usize, Option<usize>)> {
+    let policy = classifier.policy();
     let doc = policy.document();
+    let index = |id: &str| doc.edges.iter().position(|e| e.id == id);
     let mut pairs = BTreeSet::new();
     if all {
         let usable: Vec<usize> = (0..doc.edges.len())
@@ -240,10 +226,9 @@ pub fn edge_pairs(policy: &Policy, all: bool) -> BTreeSet<(usize, Option<usize>)
         }
         return pairs;
     }
-    for reg in 0..doc.registrations.len() {
-        let order = edge_order(policy, reg);
-        if let Some(first) = order.first() {
-            pairs.insert((first.edge, order.get(1).map(|c| c.edge)));
+    for route in classifier.routes() {
+        if let Some(e) = index(route.edge) {
+            pairs.insert((e, route.backup.and_then(index)));
         }
     }
     pairs
@@ -320,15 +305,10 @@ fn plugin_config(name: &str, root_id: &str, policy_json: &str, settings: &Settin
     })
 }
 
-/// A version string for a policy text: FNV-1a 64 in hex (shown by Envoy's
-/// `extension_config_discovery.*.version_text`).
+/// A version string for a policy text ([`policy_core::policy_version`]; shown by
+/// Envoy's `extension_config_discovery.*.version_text`).
 pub fn policy_version(policy_json: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in policy_json.as_bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    policy_core::policy_version(policy_json.as_bytes())
 }
 
 /// The ECDS file (a `DiscoveryResponse`) that delivers the HTTP filter with
@@ -550,7 +530,7 @@ pub fn stats_tags() -> Value {
 /// Generates the configuration for a validated `policy` whose text is `policy_json`.
 ///
 /// ```
-/// use host_harness::envoy_config::{generate, Settings, ConfigError};
+/// use mapsctl::envoy_config::{generate, Settings, ConfigError};
 /// let text = r#"{"version": 1,
 ///   "edges": [{"id": "sea", "lat": 47.6, "lon": -122.3,
 ///              "links": [{"id": "sea-1", "address": "127.0.0.1:18001"}]},
@@ -559,24 +539,25 @@ pub fn stats_tags() -> Value {
 ///     "primary_edge": "sea", "backup_edge": "chi",
 ///     "prefixes": [{"prefix": "20.1.0.0/16", "state": "Verified"}]}]}"#;
 /// let engine = policy_core::load(text.as_bytes(), false).unwrap();
-/// let policy = engine.classifier.policy();
+/// let classifier = &engine.classifier;
 /// // chi-1 has no address: refused, naming it.
-/// let err = generate(policy, text, &Settings::default()).unwrap_err();
+/// let err = generate(classifier, text, &Settings::default()).unwrap_err();
 /// assert_eq!(err, ConfigError::MissingAddress(vec!["chi-1".into()]));
 /// // With an override, the pair (sea, chi) gets its aggregate cluster.
 /// let mut s = Settings::default();
 /// s.links.insert("chi-1".into(), "127.0.0.1:18011".into());
-/// let g = generate(policy, text, &s).unwrap();
+/// let g = generate(classifier, text, &s).unwrap();
 /// assert!(g.plan.iter().any(|c| c.name == "maps_sea_chi" && c.members == ["edge_sea", "edge_chi"]));
 /// ```
 pub fn generate(
-    policy: &Policy,
+    classifier: &Classifier,
     policy_json: &str,
     settings: &Settings,
 ) -> Result<Generated, ConfigError> {
     if !settings.admin.ip().is_loopback() {
         return Err(ConfigError::AdminNotLoopback(settings.admin));
     }
+    let policy = classifier.policy();
     let doc = policy.document();
     let links = link_addresses(policy, settings)?;
     let internet = match &settings.internet {
@@ -601,7 +582,7 @@ pub fn generate(
                 .collect(),
         });
     }
-    for (e, b) in edge_pairs(policy, settings.all_pairs) {
+    for (e, b) in edge_pairs(classifier, settings.all_pairs) {
         let Some(edge) = doc.edges.get(e) else {
             continue;
         };
@@ -628,16 +609,14 @@ pub fn generate(
             .collect(),
     });
 
-    let prefix = doc.options.header_prefix.to_ascii_lowercase();
-    let cluster_header = format!("{prefix}cluster");
-    let trusted_hops = match doc.options.client_address.from {
-        policy_core::model::AddressSource::Xff => doc.options.client_address.trusted_hops,
-        policy_core::model::AddressSource::Source => 0,
+    let names = policy.headers();
+    let cluster_header = names.cluster.clone();
+    let trusted_hops = match policy.client_rule() {
+        policy_core::ClientRule::Xff { trusted_hops } => trusted_hops,
+        policy_core::ClientRule::Source => 0,
     };
-    let decision_headers: Vec<String> = ["class", "cluster", "decision"]
-        .iter()
-        .map(|f| format!("{prefix}{f}"))
-        .collect();
+    let decision_headers: Vec<String> =
+        vec![names.class.clone(), names.cluster.clone(), names.decision.clone()];
 
     let mut maps_route = json!({
         "name": "maps",
@@ -791,7 +770,7 @@ mod tests {
 
     fn gen(s: &Settings) -> Result<Generated, ConfigError> {
         let engine = policy_core::load(POLICY.as_bytes(), false).unwrap();
-        generate(engine.classifier.policy(), POLICY, s)
+        generate(&engine.classifier, POLICY, s)
     }
 
     fn names(g: &Generated) -> Vec<&str> {

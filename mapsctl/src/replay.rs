@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::abi::LogLevel;
-use crate::error::Error;
-use crate::plugin::{Harness, Plugin};
+use host_harness::LogLevel;
+use host_harness::Error;
+use host_harness::{Harness, Plugin};
 
 /// Where `make plugin` puts the plugin, relative to the workspace root.
 pub const PLUGIN_RELATIVE_PATH: &str = "target/wasm32-wasip1/plugin/maps_plugin.wasm";
@@ -83,31 +83,27 @@ pub fn default_plugin_path() -> PathBuf {
 /// What the engine needs to know of the policy's plugin options, read leniently (the
 /// plugin validates the document itself): `options.header_prefix` (default `x-maps-`)
 /// and `options.client_address` (default `source`, 0 trusted hops).
+/// What the replay needs to know of the policy to deliver a source as the plugin
+/// reads it, and to read the plugin's headers: the policy's own resolved names and
+/// client rule ([`policy_core::Policy::headers`], [`policy_core::Policy::client_rule`]).
+/// A policy that does not validate is refused by the plugin anyway; the defaults then
+/// only name the headers of the error path.
 struct Options {
-    prefix: String,
-    from_xff: bool,
-    trusted_hops: usize,
+    headers: policy_core::HeaderNames,
+    client: policy_core::ClientRule,
 }
 
 impl Options {
     fn of(policy: &[u8]) -> Options {
-        let doc = serde_json::from_slice::<Value>(policy).unwrap_or(Value::Null);
-        let prefix = doc
-            .pointer("/options/header_prefix")
-            .and_then(Value::as_str)
-            .map_or_else(|| "x-maps-".to_string(), str::to_ascii_lowercase);
-        let from_xff = doc
-            .pointer("/options/client_address/from")
-            .and_then(Value::as_str)
-            == Some("xff");
-        let trusted_hops = doc
-            .pointer("/options/client_address/trusted_hops")
-            .and_then(Value::as_u64)
-            .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
-        Options {
-            prefix,
-            from_xff,
-            trusted_hops,
+        match policy_core::validate(policy, false).policy {
+            Some(p) => Options {
+                headers: p.headers().clone(),
+                client: p.client_rule(),
+            },
+            None => Options {
+                headers: policy_core::HeaderNames::default(),
+                client: policy_core::ClientRule::Source,
+            },
         }
     }
 }
@@ -119,14 +115,14 @@ const TRUSTED_PROXY: &str = "192.0.2.10";
 /// The MAPS plugin, configured with one policy, classifying trace lines.
 ///
 /// ```no_run
-/// use host_harness::engine::{default_plugin_path, PluginEngine};
+/// use mapsctl::replay::{default_plugin_path, PluginReplay};
 /// let policy = std::fs::read("fixtures/demo/policy.json")?;
-/// let mut engine = PluginEngine::new(&default_plugin_path(), &policy)?;
+/// let mut engine = PluginReplay::new(&default_plugin_path(), &policy)?;
 /// let line = engine.classify("198.51.100.7", Some("13.107.6.152"), None)?;
 /// println!("{line}"); // {"src":"198.51.100.7","class":...}
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct PluginEngine {
+pub struct PluginReplay {
     plugin: Plugin,
     from_xff: bool,
     trusted_hops: usize,
@@ -135,33 +131,35 @@ pub struct PluginEngine {
     decision_header: String,
 }
 
-impl PluginEngine {
+impl PluginReplay {
     /// Loads the plugin at `plugin_path` and configures it with the policy document
     /// `policy`. An invalid policy gives [`Error::Rejected`] with the plugin's log lines.
-    pub fn new(plugin_path: &Path, policy: &[u8]) -> Result<PluginEngine, Error> {
-        PluginEngine::with_harness(&Harness::load(plugin_path)?, policy)
+    pub fn new(plugin_path: &Path, policy: &[u8]) -> Result<PluginReplay, Error> {
+        PluginReplay::with_harness(&Harness::load(plugin_path)?, policy)
     }
 
-    /// Like [`PluginEngine::new`], with a module already compiled (cheaper when many
+    /// Like [`PluginReplay::new`], with a module already compiled (cheaper when many
     /// policies are tried, as in property tests).
-    pub fn with_harness(harness: &Harness, policy: &[u8]) -> Result<PluginEngine, Error> {
+    pub fn with_harness(harness: &Harness, policy: &[u8]) -> Result<PluginReplay, Error> {
         let plugin = harness
             .clone()
             // Info: the plugin then skips its per-request debug line.
             .log_level(LogLevel::Info)
             .configure(policy)?;
-        let Options {
-            prefix,
-            from_xff,
-            trusted_hops,
-        } = Options::of(policy);
-        Ok(PluginEngine {
+        let Options { headers, client } = Options::of(policy);
+        let (from_xff, trusted_hops) = match client {
+            policy_core::ClientRule::Source => (false, 0),
+            policy_core::ClientRule::Xff { trusted_hops } => {
+                (true, usize::try_from(trusted_hops).unwrap_or(usize::MAX))
+            }
+        };
+        Ok(PluginReplay {
             plugin,
             from_xff,
             trusted_hops,
-            class_header: format!("{prefix}class"),
-            cluster_header: format!("{prefix}cluster"),
-            decision_header: format!("{prefix}decision"),
+            class_header: headers.class,
+            cluster_header: headers.cluster,
+            decision_header: headers.decision,
         })
     }
 

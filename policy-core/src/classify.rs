@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
+use crate::cluster;
 use crate::lpm::{Lpm4, Lpm6};
 use crate::policy::{Policy, PrefixState, PrefixValue};
 use crate::select::{self, Candidate};
@@ -109,7 +110,21 @@ pub fn parse_address(text: &str) -> Option<IpAddr> {
 struct RegPlan {
     /// Candidate edges in order (first = edge).
     order: Vec<Candidate>,
-    telemetry: bool,
+    /// The route of a `maps` decision: the Envoy cluster of (edge, backup)
+    /// ([`crate::cluster::cluster_name`]); empty when the order is empty.
+    cluster: String,
+}
+
+/// Where a registration's `maps` traffic goes: its edge, its backup (the first
+/// failover edge) and the Envoy cluster of that pair.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Route<'a> {
+    /// The edge id.
+    pub edge: &'a str,
+    /// The backup edge id (`None`: no backup site).
+    pub backup: Option<&'a str>,
+    /// The Envoy cluster (`maps_<edge>[_<backup>]`).
+    pub cluster: &'a str,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +149,10 @@ pub struct Classifier {
     all_destinations: bool,
     plans: Vec<RegPlan>,
     edges: Vec<EdgeLinks>,
+    /// Every registered prefix (network, length, value) sorted, for `explain` to list
+    /// every prefix containing a source; empty in a lean classifier ([`Classifier::lean`]).
+    entries4: Vec<(u32, u8, u32)>,
+    entries6: Vec<(u128, u8, u32)>,
 }
 
 fn v6_bits(a: Ipv6Addr) -> u128 {
@@ -141,14 +160,36 @@ fn v6_bits(a: Ipv6Addr) -> u128 {
 }
 
 impl Classifier {
-    /// Compiles a validated policy. Cannot fail.
-    pub fn new(mut policy: Policy) -> Classifier {
-        // The tables are built from the policy's entries, which are then dropped:
-        // the compiled tables are all that is kept of a large prefix list.
+    /// Compiles a validated policy. Cannot fail. Keeps the registered prefixes beside
+    /// the tables, so [`Classifier::explain`] can list every prefix containing a source
+    /// (about 16 bytes a prefix); a proxy that only classifies uses [`Classifier::lean`].
+    pub fn new(policy: Policy) -> Classifier {
+        Classifier::build(policy, true)
+    }
+
+    /// Like [`Classifier::new`], keeping only the compiled tables: decisions are the
+    /// same; `explain` then names the matched prefix but not the less specific ones.
+    pub fn lean(policy: Policy) -> Classifier {
+        Classifier::build(policy, false)
+    }
+
+    fn build(mut policy: Policy, keep_entries: bool) -> Classifier {
+        // The tables are built from the policy's entries, which are then dropped (or
+        // kept sorted for `explain`): the compiled tables are all a lean classifier
+        // keeps of a large prefix list.
         let reg4 = Lpm4::build(&policy.v4);
         let reg6 = Lpm6::build(&policy.v6);
-        policy.v4 = Vec::new();
-        policy.v6 = Vec::new();
+        let mut entries4 = core::mem::take(&mut policy.v4);
+        let mut entries6 = core::mem::take(&mut policy.v6);
+        if keep_entries {
+            entries4.sort_unstable();
+            entries4.shrink_to_fit();
+            entries6.sort_unstable();
+            entries6.shrink_to_fit();
+        } else {
+            entries4 = Vec::new();
+            entries6 = Vec::new();
+        }
         // The packed text is fully represented by the tables now.
         policy.doc.prefix_table = None;
         let mut d4 = Vec::new();
@@ -165,9 +206,14 @@ impl Classifier {
                 && policy.dest_exact.is_empty()
                 && policy.dest_wild.is_empty());
         let plans = (0..doc.registrations.len())
-            .map(|r| RegPlan {
-                order: select::edge_order(&policy, r),
-                telemetry: policy.has_telemetry(r),
+            .map(|r| {
+                let order = select::edge_order(&policy, r);
+                let id = |i: usize| doc.edges.get(order.get(i)?.edge).map(|e| e.id.as_str());
+                let cluster = match id(0) {
+                    Some(edge) => cluster::cluster_name(edge, id(1)),
+                    None => String::new(),
+                };
+                RegPlan { order, cluster }
             })
             .collect();
         let edges = doc
@@ -191,8 +237,86 @@ impl Classifier {
             all_destinations,
             plans,
             edges,
+            entries4,
+            entries6,
             policy,
         }
+    }
+
+    /// The route of registration `reg`'s `maps` traffic (`None` when no edge can
+    /// carry it).
+    pub fn route(&self, reg: usize) -> Option<Route<'_>> {
+        let plan = self.plans.get(reg)?;
+        let edges = &self.policy.doc.edges;
+        let id = |i: usize| edges.get(plan.order.get(i)?.edge).map(|e| e.id.as_str());
+        Some(Route {
+            edge: id(0)?,
+            backup: id(1),
+            cluster: &plan.cluster,
+        })
+    }
+
+    /// Every distinct route the registrations use, sorted by cluster name.
+    pub fn routes(&self) -> Vec<Route<'_>> {
+        let mut out: Vec<Route<'_>> = (0..self.plans.len())
+            .filter_map(|r| self.route(r))
+            .collect();
+        out.sort_by(|a, b| a.cluster.cmp(b.cluster));
+        out.dedup_by(|a, b| a.cluster == b.cluster);
+        out
+    }
+
+    /// Every registered prefix kept beside the tables (JSON and packed), IPv4 first,
+    /// in address order. Empty for a lean classifier.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (IpNet, PrefixValue)> + '_ {
+        let v4 = self.entries4.iter().filter_map(|e| {
+            let n = ipnet::Ipv4Net::new(core::net::Ipv4Addr::from(e.0), e.1).ok()?;
+            Some((IpNet::V4(n), PrefixValue(e.2)))
+        });
+        let v6 = self.entries6.iter().filter_map(|e| {
+            let n = ipnet::Ipv6Net::new(Ipv6Addr::from(e.0), e.1).ok()?;
+            Some((IpNet::V6(n), PrefixValue(e.2)))
+        });
+        v4.chain(v6)
+    }
+
+    /// Every registered prefix containing `addr` (values as stored in the tables),
+    /// most specific first. Empty for a lean classifier.
+    pub(crate) fn containing(&self, addr: IpAddr) -> Vec<(IpNet, PrefixValue)> {
+        let mut out = Vec::new();
+        match canonical(addr) {
+            IpAddr::V4(a) => {
+                let bits = u32::from(a);
+                for len in (0..=32u8).rev() {
+                    let net = if len == 0 { 0 } else { bits & (u32::MAX << (32 - len)) };
+                    let lo = self.entries4.partition_point(|e| (e.0, e.1) < (net, len));
+                    for e in self.entries4.get(lo..).unwrap_or(&[]) {
+                        if (e.0, e.1) != (net, len) {
+                            break;
+                        }
+                        if let Ok(n) = ipnet::Ipv4Net::new(core::net::Ipv4Addr::from(net), len) {
+                            out.push((IpNet::V4(n), PrefixValue(e.2)));
+                        }
+                    }
+                }
+            }
+            IpAddr::V6(a) => {
+                let bits = v6_bits(a);
+                for len in (0..=128u8).rev() {
+                    let net = if len == 0 { 0 } else { bits & (u128::MAX << (128 - u32::from(len))) };
+                    let lo = self.entries6.partition_point(|e| (e.0, e.1) < (net, len));
+                    for e in self.entries6.get(lo..).unwrap_or(&[]) {
+                        if (e.0, e.1) != (net, len) {
+                            break;
+                        }
+                        if let Ok(n) = ipnet::Ipv6Net::new(Ipv6Addr::from(net), len) {
+                            out.push((IpNet::V6(n), PrefixValue(e.2)));
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The policy this classifier was compiled from.
@@ -228,6 +352,7 @@ impl Classifier {
         let mut d = Decision::empty(self, Class::Unverified);
         d.prefix = truncate(src, value.len());
         d.state = Some(value.state());
+        d.telemetry = value.telemetry();
         d.registration = Some(value.registration() as u32);
         if !self.policy.is_eligible(value.state()) {
             return d;
@@ -334,10 +459,6 @@ impl Classifier {
         self.plans.get(reg).map_or(&[], |p| &p.order)
     }
 
-    /// Whether registration `reg` has a telemetry prefix (latency reporting).
-    pub fn has_telemetry(&self, reg: usize) -> bool {
-        self.plans.get(reg).is_some_and(|p| p.telemetry)
-    }
 }
 
 /// How a destination matched.
@@ -364,6 +485,7 @@ pub struct Decision<'a> {
     state: Option<PrefixState>,
     order: &'a [Candidate],
     link: Option<u16>,
+    telemetry: bool,
 }
 
 impl<'a> Decision<'a> {
@@ -376,6 +498,7 @@ impl<'a> Decision<'a> {
             state: None,
             order: &[],
             link: None,
+            telemetry: false,
         }
     }
 
@@ -456,10 +579,24 @@ impl<'a> Decision<'a> {
         Some(libm::round(km * 10.0) / 10.0)
     }
 
-    /// Whether the matched registration reports latency (has a telemetry prefix).
+    /// Whether the matched prefix reports latency (its `telemetry`: per prefix, as
+    /// in Azure, not per registration).
     pub fn telemetry(&self) -> bool {
-        self.registration
-            .is_some_and(|r| self.c.has_telemetry(r as usize))
+        self.telemetry
+    }
+
+    /// The Envoy cluster of a `maps` decision (`maps_<edge>[_<backup>]`, see
+    /// [`crate::cluster`]); `None` for every other class. Precomputed: no allocation.
+    pub fn cluster(&self) -> Option<&'a str> {
+        if self.class != Class::Maps {
+            return None;
+        }
+        let r = self.registration? as usize;
+        self.c
+            .plans
+            .get(r)
+            .map(|p| p.cluster.as_str())
+            .filter(|c| !c.is_empty())
     }
 
     /// The candidates in order (edge first), with distances and reasons.

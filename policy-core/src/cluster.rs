@@ -7,6 +7,9 @@
 //! edge. One cluster per (edge, backup) pair lets Envoy fail over from the edge's links to
 //! the backup edge's (priority levels), so a route only needs `cluster_header`.
 //!
+//! A decision carries its cluster ([`crate::Decision::cluster`], precomputed per
+//! registration); [`crate::Classifier::routes`] lists every route a policy uses.
+//!
 //! Ids are escaped so that `_` separates fields unambiguously and the name stays a plain
 //! token: ASCII letters, digits and `-` are kept; every other byte becomes `~XX` (upper
 //! case hex). `sea` → `sea`, `new_york` → `new~5Fyork`.
@@ -21,7 +24,6 @@
 use alloc::string::String;
 use core::fmt::Write as _;
 
-use crate::classify::{Class, Decision};
 
 /// The cluster name for traffic handed to Microsoft at `edge` with `backup` as the
 /// failover site.
@@ -36,24 +38,19 @@ pub fn cluster_name(edge: &str, backup: Option<&str>) -> String {
     out
 }
 
-/// The cluster of a decision: `Some` for class `maps` only.
+/// The Envoy cluster of one edge's links (`edge_<id>`, the id escaped as in
+/// [`cluster_name`]): the first priority of every `maps_<edge>…` aggregate.
 ///
 /// ```
-/// let policy = br#"{"version": 1,
-///   "edges": [{"id": "sea", "lat": 47.61, "lon": -122.33, "links": [{"id": "sea-1"}]}],
-///   "registrations": [{"id": "r", "location": "Washington",
-///     "prefixes": [{"prefix": "20.1.0.0/16", "state": "Verified"}]}]}"#;
-/// let engine = policy_core::load(policy, false).unwrap();
-/// let maps = engine.classifier.classify_text("20.1.2.3", None, None);
-/// assert_eq!(policy_core::cluster::decision_cluster(&maps).as_deref(), Some("maps_sea"));
-/// let other = engine.classifier.classify_text("192.0.2.1", None, None);
-/// assert_eq!(policy_core::cluster::decision_cluster(&other), None);
+/// use policy_core::cluster::edge_cluster;
+/// assert_eq!(edge_cluster("sea"), "edge_sea");
+/// assert_eq!(edge_cluster("new_york"), "edge_new~5Fyork");
 /// ```
-pub fn decision_cluster(d: &Decision<'_>) -> Option<String> {
-    if d.class() != Class::Maps {
-        return None;
-    }
-    Some(cluster_name(d.edge()?, d.backup()))
+pub fn edge_cluster(edge: &str) -> String {
+    let mut out = String::with_capacity(5 + edge.len());
+    out.push_str("edge_");
+    escape_into(&mut out, edge);
+    out
 }
 
 fn escape_into(out: &mut String, id: &str) {

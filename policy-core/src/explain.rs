@@ -7,10 +7,10 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::{self, Write as _};
-use core::net::IpAddr;
 use serde::Serialize;
 
 use crate::classify::{parse_address, Class, Classifier, DestinationMatch};
+use crate::policy::PrefixState;
 use crate::select::Reason;
 
 /// A registered prefix that contains the source.
@@ -95,6 +95,8 @@ pub struct Explanation {
     pub link: Option<String>,
     /// Backup edge.
     pub backup: Option<String>,
+    /// The Envoy cluster the decision routes to (class `maps`).
+    pub cluster: Option<String>,
     /// Failover edges.
     pub failover: Vec<String>,
     /// Why the decision came out this way, in one sentence.
@@ -102,6 +104,25 @@ pub struct Explanation {
 }
 
 impl Classifier {
+    /// Registration `reg`'s prefixes (JSON and packed alike), at most `limit` of them,
+    /// IPv4 first, in address order. Empty for a lean classifier.
+    pub fn prefixes_of(&self, reg: usize, limit: usize) -> Vec<PrefixMatch> {
+        let policy = self.policy();
+        let r = policy.document().registrations.get(reg);
+        self.entries()
+            .filter(|(_, v)| v.registration() == reg)
+            .take(limit)
+            .map(|(net, v)| PrefixMatch {
+                prefix: net.to_string(),
+                registration: r.map(|r| r.id.clone()).unwrap_or_default(),
+                customer: r.and_then(|r| r.customer.clone()),
+                state: v.state().as_str().to_string(),
+                eligible: policy.is_eligible(v.state()),
+                telemetry: v.telemetry(),
+            })
+            .collect()
+    }
+
     /// Explains the decision for `src` (text, as in a trace line) with an optional
     /// destination address and host.
     pub fn explain(&self, src: &str, dst: Option<&str>, host: Option<&str>) -> Explanation {
@@ -110,32 +131,32 @@ impl Classifier {
         let doc = policy.document();
         let addr = parse_address(src);
         let dst_addr = dst.and_then(parse_address);
-        let pm = |p: &crate::policy::RegisteredPrefix| {
-            let r = doc.registrations.get(p.registration);
+        let pm = |net: ipnet::IpNet, reg: usize, state: PrefixState, telemetry: bool| {
+            let r = doc.registrations.get(reg);
             PrefixMatch {
-                prefix: p.net.to_string(),
+                prefix: net.to_string(),
                 registration: r.map(|r| r.id.clone()).unwrap_or_default(),
                 customer: r.and_then(|r| r.customer.clone()),
-                state: p.state.as_str().to_string(),
-                eligible: policy.is_eligible(p.state),
-                telemetry: p.telemetry,
+                state: state.as_str().to_string(),
+                eligible: policy.is_eligible(state),
+                telemetry,
             }
         };
-        let mut containing: Vec<&crate::policy::RegisteredPrefix> = match addr {
-            Some(a) => policy
-                .registered_prefixes()
-                .iter()
-                .filter(|p| match (p.net, a) {
-                    (ipnet::IpNet::V4(n), IpAddr::V4(x)) => n.contains(&x),
-                    (ipnet::IpNet::V6(n), IpAddr::V6(x)) => n.contains(&x),
-                    _ => false,
-                })
-                .collect(),
-            None => Vec::new(),
+        // The matched prefix is the decision's own (the LPM's answer, JSON and packed
+        // prefixes alike); the less specific ones come from the kept prefix list.
+        let matched = match (d.prefix(), d.registration_index(), d.state()) {
+            (Some(net), Some(reg), Some(state)) => Some(pm(net, reg, state, d.telemetry())),
+            _ => None,
         };
-        containing.sort_by_key(|p| core::cmp::Reverse(p.net.prefix_len()));
-        let matched = containing.first().map(|p| pm(p));
-        let also_inside = containing.iter().skip(1).map(|p| pm(p)).collect();
+        let also_inside = match (addr, d.prefix()) {
+            (Some(a), Some(best)) => self
+                .containing(a)
+                .into_iter()
+                .filter(|(net, _)| net.prefix_len() < best.prefix_len())
+                .map(|(net, v)| pm(net, v.registration(), v.state(), v.telemetry()))
+                .collect(),
+            _ => Vec::new(),
+        };
 
         let destination = match self.destination_match(dst_addr, host) {
             Some(DestinationMatch::Everything) => {
@@ -224,7 +245,10 @@ impl Classifier {
                 });
             }
         }
-        let eligible_states = doc.options.eligible_states.clone();
+        let eligible_states: Vec<String> = policy
+            .eligible_states()
+            .map(|s| s.as_str().to_string())
+            .collect();
         let why = match d.class() {
             Class::InvalidSource => format!("`{src}` is not an IPv4 or IPv6 address"),
             Class::Unregistered => {
@@ -273,6 +297,7 @@ impl Classifier {
             edge: d.edge().map(String::from),
             link: d.link().map(String::from),
             backup: d.backup().map(String::from),
+            cluster: d.cluster().map(String::from),
             failover: d.failover().map(String::from).collect(),
             edges,
             why,

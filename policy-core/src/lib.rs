@@ -83,11 +83,23 @@ pub mod text;
 pub mod trace;
 pub mod validate;
 
-pub use classify::{parse_address, Class, Classifier, Decision, DecisionLine, DestinationMatch};
+pub use classify::{
+    parse_address, Class, Classifier, Decision, DecisionLine, DestinationMatch, Route,
+};
 pub use diag::{Code, Diagnostic, Report, Severity, Summary};
 pub use model::PolicyDocument;
-pub use policy::{Policy, PrefixState};
+pub use policy::{ClientRule, HeaderNames, Policy, PrefixCounts, PrefixState};
 pub use validate::{validate, Validated};
+
+/// A policy text's version: 64-bit FNV-1a of its bytes, in hex. The same text always
+/// has the same version; Envoy shows it as the ECDS `version_text`.
+///
+/// ```
+/// assert_eq!(policy_core::policy_version(b""), "cbf29ce484222325");
+/// ```
+pub fn policy_version(text: &[u8]) -> String {
+    alloc::format!("{:016x}", select::fnv1a(text))
+}
 
 /// A loaded policy: the compiled classifier and the report (warnings only).
 #[derive(Debug, Clone)]
@@ -100,8 +112,9 @@ pub struct Engine {
 
 /// Like [`load`], for a caller that can give up the bytes: they are dropped as soon as
 /// the document is parsed, before the tables are built, so a large policy is never in
-/// memory twice (this matters in WebAssembly, whose memory never shrinks). The price:
-/// diagnostics carry their JSON Pointer but no line and column.
+/// memory twice (this matters in WebAssembly, whose memory never shrinks), and the
+/// classifier is lean ([`Classifier::lean`]). The price: diagnostics carry their JSON
+/// Pointer but no line and column, and `explain` does not list less specific prefixes.
 #[allow(clippy::result_large_err)]
 pub fn load_owned(bytes: alloc::vec::Vec<u8>, strict: bool) -> Result<Engine, Report> {
     let doc = match parse::parse_bytes(&bytes) {
@@ -114,7 +127,7 @@ pub fn load_owned(bytes: alloc::vec::Vec<u8>, strict: bool) -> Result<Engine, Re
     let report = Report::new(diags, Some(summary), strict);
     match policy {
         Some(policy) if report.valid => Ok(Engine {
-            classifier: Classifier::new(policy),
+            classifier: Classifier::lean(policy),
             report,
         }),
         _ => Err(report),

@@ -69,22 +69,32 @@ impl PrefixState {
 }
 
 /// Most registrations a policy may have: the LPM tables carry the registration
-/// index in 21 bits of their value.
-pub const MAX_REGISTRATIONS: usize = 1 << 21;
+/// index in 20 bits of their value.
+pub const MAX_REGISTRATIONS: usize = 1 << 20;
 
-/// What an LPM table stores for a registered prefix: registration index (21 bits),
-/// state (3 bits) and prefix length (8 bits). The matched prefix is the source
-/// truncated to that length, so no per-prefix record is kept beside the tables.
+/// What an LPM table stores for a registered prefix: registration index (20 bits),
+/// telemetry (1 bit), state (3 bits) and prefix length (8 bits). The matched prefix is
+/// the source truncated to that length, so no per-prefix record is kept beside the
+/// tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct PrefixValue(pub(crate) u32);
 
 impl PrefixValue {
-    pub(crate) fn new(registration: usize, state: PrefixState, len: u8) -> Self {
-        PrefixValue(((registration as u32) << 11) | (state.index() << 8) | u32::from(len))
+    pub(crate) fn new(registration: usize, state: PrefixState, telemetry: bool, len: u8) -> Self {
+        PrefixValue(
+            ((registration as u32) << 12)
+                | (u32::from(telemetry) << 11)
+                | (state.index() << 8)
+                | u32::from(len),
+        )
     }
 
     pub(crate) fn registration(self) -> usize {
-        (self.0 >> 11) as usize
+        (self.0 >> 12) as usize
+    }
+
+    pub(crate) fn telemetry(self) -> bool {
+        self.0 & (1 << 11) != 0
     }
 
     pub(crate) fn state(self) -> PrefixState {
@@ -155,8 +165,11 @@ pub struct Policy {
     /// [`PrefixValue`]); the classifier takes them.
     pub(crate) v4: Vec<(u32, u8, u32)>,
     pub(crate) v6: Vec<(u128, u8, u32)>,
-    /// Whether each registration has a telemetry prefix.
-    pub(crate) telemetry: Vec<bool>,
+    /// Per registration: its prefixes (JSON and packed) counted.
+    pub(crate) counts: Vec<PrefixCounts>,
+    /// The names and rules adapters need, resolved once.
+    pub(crate) headers: HeaderNames,
+    pub(crate) client: ClientRule,
     pub(crate) dest_prefixes: Vec<(IpNet, usize)>,
     /// Normalised exact domains, with their destination index.
     pub(crate) dest_exact: Vec<(String, usize)>,
@@ -187,9 +200,38 @@ impl Policy {
         self.v4.len() + self.v6.len()
     }
 
-    /// Whether registration `i` has a prefix with telemetry (latency reporting).
+    /// Registration `i`'s prefixes (JSON and packed), counted.
+    pub fn counts(&self, registration: usize) -> PrefixCounts {
+        self.counts.get(registration).copied().unwrap_or_default()
+    }
+
+    /// Whether registration `i` has at least one prefix with telemetry. Latency is
+    /// reported per prefix ([`crate::Decision::telemetry`]); this is for summaries.
     pub fn has_telemetry(&self, registration: usize) -> bool {
-        self.telemetry.get(registration).copied().unwrap_or(false)
+        self.counts(registration).telemetry > 0
+    }
+
+    /// The header names the plugin publishes and strips (`options.header_prefix`).
+    pub fn headers(&self) -> &HeaderNames {
+        &self.headers
+    }
+
+    /// Which address is the client (`options.client_address`).
+    pub fn client_rule(&self) -> ClientRule {
+        self.client
+    }
+
+    /// Whether any destination lists prefixes: only then can a destination address
+    /// change a decision, so a host need not fetch it otherwise.
+    pub fn needs_destination_address(&self) -> bool {
+        !self.dest_prefixes.is_empty()
+    }
+
+    /// The states that make traffic eligible, in [`PrefixState::ALL`] order.
+    pub fn eligible_states(&self) -> impl Iterator<Item = PrefixState> + '_ {
+        PrefixState::ALL
+            .into_iter()
+            .filter(move |s| self.is_eligible(*s))
     }
 
     /// Whether `state` makes traffic eligible for MAPS under this policy.
@@ -216,5 +258,113 @@ impl Policy {
             .edges
             .get(edge)
             .is_some_and(|e| !e.drained && e.links.iter().any(|l| !l.drained))
+    }
+}
+
+/// One registration's prefixes (JSON and packed), counted at validation. A prefix
+/// that fails validation is not counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PrefixCounts {
+    /// Every valid registered prefix.
+    pub prefixes: usize,
+    /// Those in an eligible state.
+    pub eligible: usize,
+    /// Those reporting latency (telemetry).
+    pub telemetry: usize,
+    /// IPv4 prefixes.
+    pub ipv4: usize,
+    /// IPv6 prefixes.
+    pub ipv6: usize,
+}
+
+impl PrefixCounts {
+    pub(crate) fn add(&mut self, net: IpNet, eligible: bool, telemetry: bool) {
+        self.prefixes += 1;
+        self.eligible += usize::from(eligible);
+        self.telemetry += usize::from(telemetry);
+        match net {
+            IpNet::V4(_) => self.ipv4 += 1,
+            IpNet::V6(_) => self.ipv6 += 1,
+        }
+    }
+}
+
+/// The request headers the plugin publishes (and strips from every request first, so a
+/// client can never choose its own egress): `<prefix>class`, `<prefix>cluster`,
+/// `<prefix>decision`, with `prefix` = `options.header_prefix` in lower case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeaderNames {
+    /// The prefix, lower case.
+    pub prefix: String,
+    /// The decision's class.
+    pub class: String,
+    /// The Envoy cluster of a `maps` decision (the route's `cluster_header`).
+    pub cluster: String,
+    /// The decision line (SPEC §5) as compact JSON.
+    pub decision: String,
+}
+
+impl HeaderNames {
+    pub(crate) fn new(prefix: &str) -> HeaderNames {
+        let prefix = prefix.to_ascii_lowercase();
+        HeaderNames {
+            class: alloc::format!("{prefix}class"),
+            cluster: alloc::format!("{prefix}cluster"),
+            decision: alloc::format!("{prefix}decision"),
+            prefix,
+        }
+    }
+
+    /// Whether a header name starts with the prefix (ASCII case-insensitive): such a
+    /// header on an incoming request is removed before anything reads it.
+    pub fn is_ours(&self, name: &str) -> bool {
+        name.get(..self.prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(&self.prefix))
+    }
+}
+
+impl Default for HeaderNames {
+    fn default() -> Self {
+        HeaderNames::new("x-maps-")
+    }
+}
+
+/// Which address is the client (`options.client_address`), resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", rename_all = "lowercase")]
+pub enum ClientRule {
+    /// The downstream peer (`source.address`).
+    Source,
+    /// The `x-forwarded-for` entry `trusted_hops` from the right
+    /// ([`crate::client::xff_client`]), else the downstream peer.
+    Xff {
+        /// Trusted proxies in front of this one.
+        trusted_hops: u32,
+    },
+}
+
+impl ClientRule {
+    /// The client address text: `peer` is the downstream connection's address, `xff`
+    /// the `x-forwarded-for` header values in order (several headers read as one list).
+    ///
+    /// ```
+    /// use policy_core::ClientRule;
+    /// let rule = ClientRule::Xff { trusted_hops: 1 };
+    /// assert_eq!(rule.client(["6.6.6.6, 198.51.100.7, 192.0.2.1"], "10.0.0.1:5000"), "198.51.100.7");
+    /// assert_eq!(rule.client(["192.0.2.1"], "10.0.0.1:5000"), "10.0.0.1:5000");
+    /// assert_eq!(ClientRule::Source.client(["198.51.100.7"], "10.0.0.1:5000"), "10.0.0.1:5000");
+    /// ```
+    pub fn client<'a>(self, xff: impl IntoIterator<Item = &'a str>, peer: &'a str) -> &'a str {
+        match self {
+            ClientRule::Source => peer,
+            ClientRule::Xff { trusted_hops } => {
+                crate::client::xff_client(xff, trusted_hops).unwrap_or(peer)
+            }
+        }
+    }
+
+    /// Whether the rule reads `x-forwarded-for` at all.
+    pub fn reads_xff(self) -> bool {
+        matches!(self, ClientRule::Xff { .. })
     }
 }

@@ -13,10 +13,11 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::diag::{Code, Diagnostic, Report, Summary, TELEMETRY_USD_PER_PREFIX};
 use crate::locations;
-use crate::model::PolicyDocument;
+use crate::model::{AddressSource, PolicyDocument};
 use crate::parse;
 use crate::policy::{
-    Backup, Policy, PrefixState, PrefixValue, RegisteredPrefix, Site, MAX_REGISTRATIONS,
+    Backup, ClientRule, HeaderNames, Policy, PrefixCounts, PrefixState, PrefixValue,
+    RegisteredPrefix, Site, MAX_REGISTRATIONS,
 };
 use crate::text::{closest, pointer};
 
@@ -110,8 +111,8 @@ struct Table {
 }
 
 impl Table {
-    fn add(&mut self, net: IpNet, reg: usize, state: PrefixState, origin: u32) {
-        let value = PrefixValue::new(reg, state, net.prefix_len()).0;
+    fn add(&mut self, net: IpNet, reg: usize, state: PrefixState, telemetry: bool, origin: u32) {
+        let value = PrefixValue::new(reg, state, telemetry, net.prefix_len()).0;
         match net {
             IpNet::V4(n) => self
                 .v4
@@ -495,7 +496,9 @@ impl Checker {
         let mut backup = Vec::with_capacity(doc.registrations.len());
         let mut prefixes: Vec<RegisteredPrefix> = Vec::new();
         let mut table = Table::default();
-        let mut telemetry = alloc::vec![false; doc.registrations.len()];
+        let mut counts = alloc::vec![PrefixCounts::default(); doc.registrations.len()];
+        // Whether a registration lists a prefix in an eligible state (even one whose
+        // prefix text is wrong: that is reported on its own).
         let mut reg_eligible = alloc::vec![false; doc.registrations.len()];
         let mut summary = Summary {
             edges: doc.edges.len(),
@@ -654,9 +657,6 @@ impl Checker {
                     .or_default() += 1;
                 if p.telemetry {
                     summary.telemetry_prefixes += 1;
-                    if let Some(t) = telemetry.get_mut(i) {
-                        *t = true;
-                    }
                 }
                 if let Some(st) = state {
                     if eligible & st.bit() != 0 {
@@ -674,7 +674,10 @@ impl Checker {
                 let (Some(net), Some(st)) = (net, state) else {
                     continue;
                 };
-                table.add(net, i, st, j as u32);
+                if let Some(c) = counts.get_mut(i) {
+                    c.add(net, eligible & st.bit() != 0, p.telemetry);
+                }
+                table.add(net, i, st, p.telemetry, j as u32);
                 prefixes.push(RegisteredPrefix {
                     registration: i,
                     index: j,
@@ -749,13 +752,11 @@ impl Checker {
                             .prefixes_by_state
                             .entry(String::from(rec.state.as_str()))
                             .or_default() += 1;
+                        let is_eligible = eligible & rec.state.bit() != 0;
                         if rec.telemetry {
                             summary.telemetry_prefixes += 1;
-                            if let Some(t) = telemetry.get_mut(reg) {
-                                *t = true;
-                            }
                         }
-                        if eligible & rec.state.bit() != 0 {
+                        if is_eligible {
                             if let Some(e) = reg_eligible.get_mut(reg) {
                                 *e = true;
                             }
@@ -766,7 +767,10 @@ impl Checker {
                                 IpNet::V4(_) => summary.ipv4_prefixes += 1,
                                 IpNet::V6(_) => summary.ipv6_prefixes += 1,
                             }
-                            table.add(rec.net, reg, rec.state, PACKED | n as u32);
+                            if let Some(c) = counts.get_mut(reg) {
+                                c.add(rec.net, is_eligible, rec.telemetry);
+                            }
+                            table.add(rec.net, reg, rec.state, rec.telemetry, PACKED | n as u32);
                         }
                     }
                 }
@@ -875,6 +879,13 @@ impl Checker {
                 ));
             }
         }
+        let headers = HeaderNames::new(&doc.options.header_prefix);
+        let client = match doc.options.client_address.from {
+            AddressSource::Source => ClientRule::Source,
+            AddressSource::Xff => ClientRule::Xff {
+                trusted_hops: doc.options.client_address.trusted_hops,
+            },
+        };
         let policy = Policy {
             doc,
             sites,
@@ -883,7 +894,9 @@ impl Checker {
             prefixes,
             v4,
             v6,
-            telemetry,
+            counts,
+            headers,
+            client,
             dest_prefixes,
             dest_exact,
             dest_wild,

@@ -34,8 +34,6 @@ use metrics::Metrics;
 /// The root id that selects the L4 network filter.
 pub const NETWORK_ROOT_ID: &str = "maps_tcp";
 
-/// Header prefix used before any policy is loaded (and the policy default).
-const DEFAULT_PREFIX: &str = "x-maps-";
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
@@ -57,20 +55,11 @@ pub(crate) fn property_text(path: &[&str]) -> Option<String> {
     }
 }
 
-/// A validated, compiled policy and what the filters derive from it once.
+/// A validated, compiled policy, with what the host tells the filters once. Every
+/// name and rule (headers, client address, routes) is the policy's own
+/// (`policy_core::Policy`): nothing is derived here.
 pub(crate) struct Loaded {
     pub engine: policy_core::Engine,
-    /// `options.header_prefix`, lower-case.
-    pub prefix: String,
-    pub class_header: String,
-    pub cluster_header: String,
-    pub decision_header: String,
-    /// `options.client_address.from == "xff"`.
-    pub from_xff: bool,
-    pub trusted_hops: u32,
-    /// Whether any destination lists prefixes (otherwise `destination.address` cannot
-    /// change a decision and is not fetched).
-    pub needs_destination: bool,
     /// Counts successful loads in this VM (1 = first policy).
     pub generation: u32,
     /// Whether the host wants debug lines (read at configure time: a per-request debug
@@ -80,19 +69,7 @@ pub(crate) struct Loaded {
 
 impl Loaded {
     fn new(engine: policy_core::Engine, generation: u32) -> Loaded {
-        let doc = engine.classifier.policy().document();
-        let prefix = doc.options.header_prefix.to_ascii_lowercase();
-        let from_xff = doc.options.client_address.from == policy_core::model::AddressSource::Xff;
-        let trusted_hops = doc.options.client_address.trusted_hops;
-        let needs_destination = doc.destinations.iter().any(|d| !d.prefixes.is_empty());
         Loaded {
-            class_header: format!("{prefix}class"),
-            cluster_header: format!("{prefix}cluster"),
-            decision_header: format!("{prefix}decision"),
-            prefix,
-            from_xff,
-            trusted_hops,
-            needs_destination,
             generation,
             debug: matches!(
                 hostcalls::get_log_level(),
@@ -100,6 +77,10 @@ impl Loaded {
             ),
             engine,
         }
+    }
+
+    pub(crate) fn policy(&self) -> &policy_core::Policy {
+        self.engine.classifier.policy()
     }
 }
 

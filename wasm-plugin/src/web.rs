@@ -30,7 +30,11 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(typescript_custom_section)]
-const TS_TYPES: &'static str = r#"
+const TS_SECTION: &'static str = TS_TYPES;
+
+/// The TypeScript types of the module (see the module doc; held to `policy-core`'s
+/// vocabulary by the tests below).
+const TS_TYPES: &str = r#"
 /** Options of `validate` and of the `PolicyEngine` constructor. */
 export interface ValidateOptions {
   /** Treat the MAPS-readiness warnings as errors (`mapsctl validate --strict`). */
@@ -113,6 +117,10 @@ export interface PolicyError extends Error {
   report: Report;
 }
 
+/** Azure's `prefixValidationState` values. */
+export type PrefixState =
+  | "None" | "Invalid" | "Verified" | "Failed" | "Pending" | "Warning" | "Unknown";
+
 export type DecisionClass =
   | "invalid-source" | "unregistered" | "unverified" | "non-microsoft" | "no-edge" | "maps";
 
@@ -179,6 +187,8 @@ export interface Explanation {
   edge: string | null;
   link: string | null;
   backup: string | null;
+  /** The Envoy cluster of a `maps` decision (`maps_<edge>[_<backup>]`). */
+  cluster: string | null;
   failover: string[];
   /** Why the decision came out this way, in one sentence. */
   why: string;
@@ -232,9 +242,22 @@ export interface MapRegistration {
   pinned_primary?: string;
   /** A pinned backup edge id, or `"None"`. */
   pinned_backup?: string;
+  /** Its prefixes (JSON and packed), those eligible, those with telemetry. */
   prefixes: number;
   eligible_prefixes: number;
+  telemetry_prefixes: number;
+  /** Whether any of its prefixes reports latency. */
   telemetry: boolean;
+  /** The Envoy cluster its `maps` traffic routes to, if any. */
+  cluster: string | null;
+}
+
+/** The request headers the plugin publishes (`options.header_prefix`). */
+export interface HeaderNames {
+  prefix: string;
+  class: string;
+  cluster: string;
+  decision: string;
 }
 
 export interface MapData {
@@ -471,7 +494,9 @@ struct MapRegistration<'a> {
     pinned_backup: Option<&'a str>,
     prefixes: usize,
     eligible_prefixes: usize,
+    telemetry_prefixes: usize,
     telemetry: bool,
+    cluster: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -485,9 +510,14 @@ impl PolicyEngine {
         &self.engine.classifier
     }
 
-    fn edge_id(&self, index: usize) -> Option<&str> {
-        let doc = self.classifier().policy().document();
-        doc.edges.get(index).map(|e| e.id.as_str())
+    fn registration_index(&self, id: &str) -> Result<usize, WebError> {
+        self.classifier()
+            .policy()
+            .document()
+            .registrations
+            .iter()
+            .position(|r| r.id == id)
+            .ok_or_else(|| WebError::UnknownRegistration(id.to_string()))
     }
 }
 
@@ -525,6 +555,37 @@ impl PolicyEngine {
             Some(s) => to_js(s),
             None => to_js(&Summary::default()),
         }
+    }
+
+    /// The prefix states that make traffic eligible under this policy.
+    #[wasm_bindgen(getter, js_name = "eligibleStates", unchecked_return_type = "PrefixState[]")]
+    pub fn eligible_states(&self) -> Result<JsValue, WebError> {
+        let states: Vec<&str> = self
+            .classifier()
+            .policy()
+            .eligible_states()
+            .map(|s| s.as_str())
+            .collect();
+        to_js(&states)
+    }
+
+    /// The request headers the plugin publishes under this policy.
+    #[wasm_bindgen(getter, unchecked_return_type = "HeaderNames")]
+    pub fn headers(&self) -> Result<JsValue, WebError> {
+        to_js(self.classifier().policy().headers())
+    }
+
+    /// A registration's prefixes (JSON and packed alike), at most `limit` (default
+    /// 100), IPv4 first. Throws for an unknown registration id.
+    #[wasm_bindgen(unchecked_return_type = "PrefixMatch[]")]
+    pub fn prefixes(
+        &self,
+        #[wasm_bindgen(js_name = "registrationId")] registration_id: &str,
+        limit: Option<u32>,
+    ) -> Result<JsValue, WebError> {
+        let reg = self.registration_index(registration_id)?;
+        let limit = limit.map_or(100, |l| l as usize);
+        to_js(&self.classifier().prefixes_of(reg, limit))
     }
 
     /// The decision for a flow from `src` (SPEC §3–§5), as a decision line.
@@ -591,11 +652,7 @@ impl PolicyEngine {
         #[wasm_bindgen(js_name = "registrationId")] registration_id: &str,
     ) -> Result<JsValue, WebError> {
         let doc = self.classifier().policy().document();
-        let reg = doc
-            .registrations
-            .iter()
-            .position(|r| r.id == registration_id)
-            .ok_or_else(|| WebError::UnknownRegistration(registration_id.to_string()))?;
+        let reg = self.registration_index(registration_id)?;
         let views: Vec<CandidateView<'_>> = self
             .classifier()
             .candidates(reg)
@@ -640,15 +697,14 @@ impl PolicyEngine {
                 usable_links: e.links.iter().filter(|l| !l.drained).count(),
             })
             .collect();
-        let prefixes = policy.registered_prefixes();
         let registrations = doc
             .registrations
             .iter()
             .enumerate()
             .filter_map(|(i, r)| {
                 let site = policy.site(i)?;
-                let cands = c.candidates(i);
-                let mine = prefixes.iter().filter(|p| p.registration == i);
+                let route = c.route(i);
+                let counts = policy.counts(i);
                 Some(MapRegistration {
                     id: r.id.as_str(),
                     customer: r.customer.as_deref(),
@@ -656,13 +712,15 @@ impl PolicyEngine {
                     lat: site.lat,
                     lon: site.lon,
                     from_location: site.from_location,
-                    primary: cands.first().and_then(|k| self.edge_id(k.edge)),
-                    backup: cands.get(1).and_then(|k| self.edge_id(k.edge)),
+                    primary: route.as_ref().map(|r| r.edge),
+                    backup: route.as_ref().and_then(|r| r.backup),
                     pinned_primary: r.primary_edge.as_deref(),
                     pinned_backup: r.backup_edge.as_deref(),
-                    prefixes: mine.clone().count(),
-                    eligible_prefixes: mine.clone().filter(|p| policy.is_eligible(p.state)).count(),
-                    telemetry: mine.clone().any(|p| p.telemetry),
+                    prefixes: counts.prefixes,
+                    eligible_prefixes: counts.eligible,
+                    telemetry_prefixes: counts.telemetry,
+                    telemetry: counts.telemetry > 0,
+                    cluster: route.as_ref().map(|r| r.cluster),
                 })
             })
             .collect();
@@ -670,5 +728,47 @@ impl PolicyEngine {
             edges,
             registrations,
         })
+    }
+}
+
+/// The TypeScript vocabulary is written by hand above; these tests hold it to
+/// `policy-core`'s, so a code, state or class added in Rust and not in TypeScript (or
+/// the other way round) fails `cargo test`.
+#[cfg(test)]
+mod tests {
+    use super::TS_TYPES;
+    use policy_core::{Class, Code, PrefixState};
+
+    /// The string members of the union type `name` in `TS_TYPES`.
+    fn union(name: &str) -> Vec<String> {
+        let start = TS_TYPES
+            .find(&format!("export type {name} ="))
+            .unwrap_or_else(|| panic!("no type {name} in TS_TYPES"));
+        let rest = &TS_TYPES[start..];
+        let end = rest.find(';').unwrap_or(rest.len());
+        rest[..end]
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn diagnostic_codes_match_policy_core() {
+        let rust: Vec<String> = Code::ALL.iter().map(|c| c.as_str().to_string()).collect();
+        assert_eq!(union("DiagnosticCode"), rust);
+    }
+
+    #[test]
+    fn prefix_states_match_policy_core() {
+        let rust: Vec<String> = PrefixState::ALL.iter().map(|s| s.as_str().to_string()).collect();
+        assert_eq!(union("PrefixState"), rust);
+    }
+
+    #[test]
+    fn decision_classes_match_policy_core() {
+        let rust: Vec<String> = Class::ALL.iter().map(|c| c.as_str().to_string()).collect();
+        assert_eq!(union("DecisionClass"), rust);
     }
 }

@@ -274,7 +274,7 @@ function renderSummary() {
   }
   const card = (k, v, d, cls) => el('div', { class: `card ${cls ?? ''}` }, el('div', { class: 'k' }, k), el('div', { class: 'v' }, String(v)), d ? el('div', { class: 'd' }, d) : null);
   const usd = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', maximumFractionDigits: 0 });
-  const eligible = new Set(state.engine ? state.engine.explain('0.0.0.0').eligible_states : []);
+  const eligible = new Set(state.engine ? state.engine.eligibleStates : []);
   box.replaceChildren(
     card('Edge sites', s.edges, `${s.usable_edges} usable · ${plural(s.links, 'link')}`),
     card('Registrations', s.registrations, 'Azure peering services'),
@@ -309,21 +309,21 @@ function renderExamples() {
   const dest = (doc.destinations ?? [])[0];
   const host = (dest?.domains ?? [])[0]?.replace(/^\*\./, 'www.') ?? null;
   const dst = (dest?.prefixes ?? [])[0] ? hostIn(dest.prefixes[0]) : null;
-  const eligible = new Set(doc.options?.eligible_states ?? ['Verified']);
-  const regs = doc.registrations ?? [];
+  // Registrations and their prefixes come from the module (JSON and packed alike).
+  const regs = (state.map?.registrations ?? []).map((r) => ({ ...r, px: state.engine.prefixes(r.id, 50) }));
   const picks = [];
-  const withState = (ok) => regs.filter((r) => (r.prefixes ?? []).some((x) => eligible.has(x.state) === ok));
+  const withState = (ok) => regs.filter((r) => r.px.some((x) => x.eligible === ok));
   for (const r of withState(true).slice(0, 3)) {
-    const px = r.prefixes.find((x) => eligible.has(x.state));
+    const px = r.px.find((x) => x.eligible);
     picks.push({ label: `${r.customer ?? r.id} → ${host ?? dst ?? 'Microsoft'}`, src: hostIn(px.prefix), dst: host ? null : dst, host });
   }
   const un = withState(false)[0];
   if (un) {
-    const px = un.prefixes.find((x) => !eligible.has(x.state));
+    const px = un.px.find((x) => !x.eligible);
     picks.push({ label: `${un.customer ?? un.id} (${px.state})`, src: hostIn(px.prefix), dst: host ? null : dst, host });
   }
-  const v4 = withState(true).find((r) => r.prefixes.some((x) => !x.prefix.includes(':')));
-  if (v4) picks.push({ label: 'to a non-Microsoft site', src: hostIn(v4.prefixes.find((x) => !x.prefix.includes(':')).prefix), dst: null, host: 'www.example.org' });
+  const v4 = withState(true).find((r) => r.px.some((x) => !x.prefix.includes(':')));
+  if (v4) picks.push({ label: 'to a non-Microsoft site', src: hostIn(v4.px.find((x) => !x.prefix.includes(':')).prefix), dst: null, host: 'www.example.org' });
   picks.push({ label: 'unregistered source', src: '192.0.2.1', dst: host ? null : dst, host });
   box.append('Try:', ...picks.map((x) => el('button', {
     type: 'button',
@@ -336,9 +336,10 @@ function renderExamples() {
 function testRegistration(id) {
   let doc;
   try { doc = JSON.parse(ta.value); } catch { return; }
-  const r = (doc.registrations ?? []).find((x) => x.id === id);
-  const eligible = new Set(doc.options?.eligible_states ?? ['Verified']);
-  const px = r?.prefixes?.find((x) => eligible.has(x.state)) ?? r?.prefixes?.[0];
+  if (!state.engine) return;
+  let prefixes = [];
+  try { prefixes = state.engine.prefixes(id, 50); } catch { return; }
+  const px = prefixes.find((x) => x.eligible) ?? prefixes[0];
   if (!px) return;
   $('src').value = hostIn(px.prefix);
   if (!$('dst').value && !$('host').value) {

@@ -229,9 +229,9 @@ pub fn classify(s: Sizes) -> Result<Value, String> {
 fn pass_publish(c: &Classifier, q: &[String]) -> u64 {
     black_box(q).iter().fold(0u64, |s, a| {
         let d = c.classify_text(a, None, Some(HOST));
-        let cluster = policy_core::cluster::decision_cluster(&d);
+        let cluster = d.cluster();
         let line = policy_core::classify::decision_line_json(a, &d);
-        s.wrapping_add((cluster.map_or(0, |c| c.len()) + line.len()) as u64)
+        s.wrapping_add((cluster.map_or(0, str::len) + line.len()) as u64)
     })
 }
 
@@ -242,11 +242,7 @@ pub fn publish(s: Sizes) -> Result<Value, String> {
     let mut h = Fnv::new();
     for a in &q {
         let d = c.classify_text(a, None, Some(HOST));
-        h.bytes(
-            policy_core::cluster::decision_cluster(&d)
-                .unwrap_or_default()
-                .as_bytes(),
-        );
+        h.bytes(d.cluster().unwrap_or_default().as_bytes());
         h.bytes(policy_core::classify::decision_line_json(a, &d).as_bytes());
     }
     let (ns, best, warm) = time_passes(q.len(), s.reps, || pass_publish(&c, &q));

@@ -73,9 +73,9 @@ pub fn run(a: &Args) -> u8 {
     let path = a
         .plugin
         .map(Path::to_path_buf)
-        .unwrap_or_else(host_harness::engine::default_plugin_path);
+        .unwrap_or_else(crate::replay::default_plugin_path);
     let t0 = Instant::now();
-    let mut pe = match host_harness::engine::PluginEngine::new(&path, &text) {
+    let mut pe = match crate::replay::PluginReplay::new(&path, &text) {
         Ok(pe) => pe,
         Err(e) => {
             eprintln!("mapsctl: cannot run the plugin {}: {e:#}", path.display());

@@ -43,9 +43,9 @@ pub fn run(
         Engine::Plugin => {
             let path = match plugin {
                 Some(p) => p.to_path_buf(),
-                None => host_harness::engine::default_plugin_path(),
+                None => crate::replay::default_plugin_path(),
             };
-            let mut pe = match host_harness::engine::PluginEngine::new(&path, &policy_bytes) {
+            let mut pe = match crate::replay::PluginReplay::new(&path, &policy_bytes) {
                 Ok(pe) => pe,
                 Err(e) => {
                     eprintln!("mapsctl: cannot run the plugin {}: {e:#}", path.display());

@@ -1,10 +1,10 @@
 //! `mapsctl envoy-config`: write the Envoy bootstrap and the ECDS files for a policy
-//! (the work is `host_harness::envoy_config`).
+//! (the work is `crate::envoy_config`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use host_harness::envoy_config::{
+use crate::envoy_config::{
     self as ec, ClusterKind, Generated, Settings, BOOTSTRAP_FILE, HTTP_ECDS_FILE, TCP_ECDS_FILE,
     XDS_DIR,
 };
@@ -160,7 +160,7 @@ pub fn run(args: &Args) -> u8 {
             return 2;
         }
     };
-    let g = match ec::generate(engine.classifier.policy(), text, &s) {
+    let g = match ec::generate(&engine.classifier, text, &s) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("mapsctl: {e}");

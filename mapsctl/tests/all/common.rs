@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use host_harness::engine::find_plugin;
+use mapsctl::replay::find_plugin;
 use host_harness::Harness;
 
 /// The built plugin. Missing is a failure, never a skip: the Makefile's `test-rust`

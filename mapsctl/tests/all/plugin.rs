@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use host_harness::abi::SetEnvoyFilterStateArguments;
-use host_harness::engine::PluginEngine;
+use mapsctl::replay::PluginReplay;
 use host_harness::{Error, HttpOutcome, LogLevel, Plugin};
 use serde_json::Value;
 
@@ -29,7 +29,7 @@ fn golden_trace_gives_the_same_decisions_natively_and_through_the_plugin() {
     let trace = String::from_utf8(fixture("fixtures/demo/trace.jsonl")).unwrap();
     let golden = String::from_utf8(fixture("fixtures/demo/decisions.golden.jsonl")).unwrap();
     let native_engine = policy_core::load(&policy, false).expect("demo policy is valid");
-    let mut plugin = PluginEngine::with_harness(&harness(), &policy).unwrap();
+    let mut plugin = PluginReplay::with_harness(&harness(), &policy).unwrap();
     let lines: Vec<&str> = trace.lines().filter(|l| !l.trim().is_empty()).collect();
     let golden: Vec<&str> = golden.lines().collect();
     assert_eq!(
@@ -487,7 +487,7 @@ fn the_network_filter_chooses_the_tcp_proxy_cluster() {
 #[test]
 fn the_plugin_path_is_found_and_a_missing_one_says_to_run_make_plugin() {
     assert!(crate::common::plugin_path().is_file());
-    match PluginEngine::new(std::path::Path::new("/nonexistent/maps_plugin.wasm"), b"{}") {
+    match PluginReplay::new(std::path::Path::new("/nonexistent/maps_plugin.wasm"), b"{}") {
         Err(e @ Error::Read { .. }) => assert!(e.to_string().contains("maps_plugin.wasm")),
         other => panic!("expected a read error, got {:?}", other.err()),
     }

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use host_harness::engine::PluginEngine;
+use mapsctl::replay::PluginReplay;
 
 use crate::common::harness;
 
@@ -173,11 +173,11 @@ proptest! {
             // The generator aims at valid policies; one the core refuses must be refused
             // by the plugin too.
             Err(_) => {
-                prop_assert!(PluginEngine::with_harness(&harness(), policy.as_bytes()).is_err());
+                prop_assert!(PluginReplay::with_harness(&harness(), policy.as_bytes()).is_err());
                 return Ok(());
             }
         };
-        let mut plugin = PluginEngine::with_harness(&harness(), policy.as_bytes())
+        let mut plugin = PluginReplay::with_harness(&harness(), policy.as_bytes())
             .map_err(|e| TestCaseError::fail(format!("{e}\n{policy}")))?;
         for (src, dst, host) in &flows {
             let d = native.classifier.classify_text(src, dst.as_deref(), host.as_deref());

@@ -12,29 +12,26 @@
 //! Only text is produced here; whether it is an address is the classifier's business
 //! (an unparsable entry becomes `invalid-source`).
 
-use super::{property_text, Loaded};
+use policy_core::ClientRule;
+
+use super::property_text;
 
 /// The client address text for a request whose (already prefix-stripped) headers are
-/// `headers`.
-pub(crate) fn client_address(policy: &Loaded, headers: &[(String, Vec<u8>)]) -> String {
-    if policy.from_xff {
-        if let Some(entry) = xff_client(headers, policy.trusted_hops) {
-            return entry;
-        }
+/// `headers`: the rule is the policy's ([`ClientRule::client`]); this only gathers
+/// the header values and the `source.address` property.
+pub(crate) fn client_address(rule: ClientRule, headers: &[(String, Vec<u8>)]) -> String {
+    let peer = property_text(&["source", "address"]).unwrap_or_default();
+    if !rule.reads_xff() {
+        return peer;
     }
-    property_text(&["source", "address"]).unwrap_or_default()
-}
-
-/// The client entry of the request's `x-forwarded-for` headers
-/// ([`policy_core::client::xff_client`]). Non-UTF-8 bytes are kept as replacement
-/// characters (the entry then fails to parse and the request is `invalid-source`,
-/// rather than silently trusting another hop).
-pub(crate) fn xff_client(headers: &[(String, Vec<u8>)], trusted_hops: u32) -> Option<String> {
+    // Non-UTF-8 bytes are kept as replacement characters (the entry then fails to
+    // parse and the request is `invalid-source`, rather than silently trusting
+    // another hop).
     let values: Vec<std::borrow::Cow<'_, str>> = headers
         .iter()
         .filter(|(name, _)| name.eq_ignore_ascii_case("x-forwarded-for"))
         .map(|(_, value)| String::from_utf8_lossy(value))
         .collect();
-    policy_core::client::xff_client(values.iter().map(|v| v.as_ref()), trusted_hops)
-        .map(String::from)
+    rule.client(values.iter().map(|v| v.as_ref()), &peer)
+        .to_string()
 }

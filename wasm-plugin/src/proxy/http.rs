@@ -9,10 +9,10 @@
 //!    `client`); the destination: `destination.address` [1 property, only when the
 //!    policy has destination prefixes] and the `:authority` header;
 //! 4. classify, then publish [1 replace each]: `<prefix>class` (always),
-//!    `<prefix>cluster` (class `maps`: the cluster name of `policy_core::cluster`) and
+//!    `<prefix>cluster` (class `maps`: the decision's precomputed cluster) and
 //!    `<prefix>decision` (always: the decision line of SPEC §5 as compact JSON, `src`
 //!    being the client address used);
-//! 5. metrics [1–2 increments]; for telemetry registrations the time [1] is kept and
+//! 5. metrics [1–2 increments]; for a matched prefix with telemetry the time [1] is kept and
 //!    `on_http_response_headers` records the latency [1 time + 1 record].
 //!
 //! Never fails a request: a host call that fails is skipped, and the request continues.
@@ -24,7 +24,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel, MapType};
 
 use super::metrics::Metrics;
-use super::{client, log, property_text, Loaded, DEFAULT_PREFIX};
+use super::{client, log, property_text, Loaded};
 
 pub(crate) struct Filter {
     context_id: u32,
@@ -46,20 +46,19 @@ impl Filter {
 
     fn on_request(&mut self) {
         let mut headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
-        let prefix = self
-            .policy
-            .as_ref()
-            .map_or(DEFAULT_PREFIX, |p| p.prefix.as_str());
-        strip_prefixed(&mut headers, prefix);
         let Some(policy) = self.policy.clone() else {
+            // No policy yet: still no client-chosen egress (the default prefix).
+            strip_prefixed(&mut headers, &policy_core::HeaderNames::default());
             return;
         };
-        let src = client::client_address(&policy, &headers);
+        let names = policy.policy().headers();
+        strip_prefixed(&mut headers, names);
+        let src = client::client_address(policy.policy().client_rule(), &headers);
         let host = headers
             .iter()
             .find(|(k, _)| k == ":authority")
             .and_then(|(_, v)| std::str::from_utf8(v).ok());
-        let dst = if policy.needs_destination {
+        let dst = if policy.policy().needs_destination_address() {
             property_text(&["destination", "address"])
         } else {
             None
@@ -71,12 +70,12 @@ impl Filter {
         let set = |name: &str, value: &str| {
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
         };
-        set(&policy.class_header, class);
-        if let Some(cluster) = policy_core::cluster::decision_cluster(&decision) {
-            set(&policy.cluster_header, &cluster);
+        set(&names.class, class);
+        if let Some(cluster) = decision.cluster() {
+            set(&names.cluster, cluster);
         }
         let line = policy_core::classify::decision_line_json(&src, &decision);
-        set(&policy.decision_header, &line);
+        set(&names.decision, &line);
 
         self.metrics.decided(class, false);
         if let (Some(reg), Some(edge)) = (decision.registration(), decision.edge()) {
@@ -98,13 +97,11 @@ impl Filter {
     }
 }
 
-/// Removes (from the host and from `headers`) every header named with `prefix`.
-fn strip_prefixed(headers: &mut Vec<(String, Vec<u8>)>, prefix: &str) {
+/// Removes (from the host and from `headers`) every header named with the prefix.
+fn strip_prefixed(headers: &mut Vec<(String, Vec<u8>)>, names: &policy_core::HeaderNames) {
     let mut removed: Vec<String> = Vec::new();
     headers.retain(|(name, _)| {
-        let hit = name
-            .get(..prefix.len())
-            .is_some_and(|head| head.eq_ignore_ascii_case(prefix));
+        let hit = names.is_ours(name);
         if hit && !removed.iter().any(|r| r == name) {
             let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
             removed.push(name.clone());

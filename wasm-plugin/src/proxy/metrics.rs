@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `maps.class.<class>.requests` | counter | every HTTP request, by decision class |
 //! | `maps.registration.<reg>.edge.<edge>.routed` | counter | HTTP requests of class `maps` |
-//! | `maps.registration.<reg>.latency_ms` | histogram | `maps` requests of registrations with a telemetry prefix: request headers → response headers, in ms |
+//! | `maps.registration.<reg>.latency_ms` | histogram | `maps` requests whose matched prefix has `telemetry` (per prefix, as in Azure): request headers → response headers, in ms |
 //! | `maps.class.<class>.connections` | counter | every TCP connection (network filter) |
 //! | `maps.registration.<reg>.edge.<edge>.routed_connections` | counter | TCP connections of class `maps` |
 //! | `maps.policy.loaded` / `maps.policy.rejected` | counter | configurations accepted / refused |

@@ -53,8 +53,8 @@ impl Filter {
         if let (Some(reg), Some(edge)) = (decision.registration(), decision.edge()) {
             self.metrics.routed(reg, edge, true);
         }
-        if let Some(cluster) = policy_core::cluster::decision_cluster(&decision) {
-            let args = set_filter_state_args(TCP_PROXY_CLUSTER, &cluster);
+        if let Some(cluster) = decision.cluster() {
+            let args = set_filter_state_args(TCP_PROXY_CLUSTER, cluster);
             if let Err(status) =
                 hostcalls::call_foreign_function("set_envoy_filter_state", Some(&args))
             {

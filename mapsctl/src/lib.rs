@@ -1,0 +1,20 @@
+//! # mapsctl: the MAPS edge policy command line
+//!
+//! Every decision is `policy-core`'s; this crate is the command line around it and the
+//! two pieces that sit between a policy and a proxy:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`envoy_config`] | `mapsctl envoy-config`: the Envoy bootstrap and ECDS files for a policy |
+//! | [`replay`] | `mapsctl classify --engine plugin`: trace lines through the built proxy-wasm plugin, run in `host-harness` |
+//! | `cli` | argument parsing, exit codes, one module per subcommand |
+//!
+//! Exit codes: 0 success (warnings alone included), 1 the policy has errors, 2 a file
+//! could not be read or an argument is wrong.
+
+pub mod envoy_config;
+pub mod replay;
+
+mod cli;
+
+pub use cli::run;

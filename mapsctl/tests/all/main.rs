@@ -1,0 +1,13 @@
+//! Integration tests of mapsctl, in one binary.
+//!
+//! - `cli`: the `mapsctl` binary (exit codes, formats, envoy-config);
+//! - `engine_cli`: `mapsctl classify --engine plugin`;
+//! - `plugin`: the real MAPS plugin (built by `make plugin`) in the harness;
+//! - `property`: random policies and flows, plugin vs native core.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod cli;
+mod common;
+mod engine_cli;
+mod plugin;
+mod property;
