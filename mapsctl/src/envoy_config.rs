@@ -169,7 +169,8 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// What kind of cluster a [`ClusterPlan`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ClusterKind {
     /// An edge's links.
     Edge,
@@ -179,8 +180,9 @@ pub enum ClusterKind {
     Default,
 }
 
-/// One generated cluster, for people (the summary `mapsctl envoy-config` prints).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One generated cluster, for people (the summary `mapsctl envoy-config` prints) and
+/// for programs ([`PLAN_FILE`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ClusterPlan {
     /// Cluster name.
     pub name: String,
@@ -202,7 +204,16 @@ pub struct Generated {
     pub tcp_ecds: Option<Value>,
     /// The clusters, in the order of the bootstrap.
     pub plan: Vec<ClusterPlan>,
+    /// The names a script or test needs, as the policy resolves them ([`PLAN_FILE`]).
+    pub names: Value,
 }
+
+/// File name (inside the output directory) of the names of a generated configuration,
+/// for scripts and tests, so none of them re-implements a naming rule:
+/// `{"policy_version", "headers": {prefix, class, cluster, decision},
+///   "edges": {edge id: edge cluster}, "registrations": {id: {edge, backup, cluster}},
+///   "clusters": [{name, kind, members}], "default_cluster"}`.
+pub const PLAN_FILE: &str = "plan.json";
 
 /// The (edge, backup) pairs to provision, as edge indices. Without `all`: the routes
 /// the registrations use ([`Classifier::routes`]). With `all`: every ordered pair of
@@ -615,8 +626,11 @@ pub fn generate(
         policy_core::ClientRule::Xff { trusted_hops } => trusted_hops,
         policy_core::ClientRule::Source => 0,
     };
-    let decision_headers: Vec<String> =
-        vec![names.class.clone(), names.cluster.clone(), names.decision.clone()];
+    let decision_headers: Vec<String> = vec![
+        names.class.clone(),
+        names.cluster.clone(),
+        names.decision.clone(),
+    ];
 
     let mut maps_route = json!({
         "name": "maps",
@@ -715,11 +729,22 @@ pub fn generate(
         "static_resources": {"listeners": listeners, "clusters": clusters}
     });
 
+    let names = json!({
+        "policy_version": policy_version(policy_json),
+        "headers": policy.headers(),
+        "edges": doc.edges.iter().map(|e| (e.id.clone(), json!(edge_cluster(&e.id)))).collect::<serde_json::Map<_, _>>(),
+        "registrations": doc.registrations.iter().enumerate().map(|(i, r)| {
+            (r.id.clone(), classifier.route(i).map_or(Value::Null, |route| json!(route)))
+        }).collect::<serde_json::Map<_, _>>(),
+        "clusters": plan,
+        "default_cluster": DEFAULT_CLUSTER,
+    });
     Ok(Generated {
         bootstrap,
         http_ecds: http_ecds(policy_json, settings),
         tcp_ecds: settings.listen_l4.map(|_| tcp_ecds(policy_json, settings)),
         plan,
+        names,
     })
 }
 

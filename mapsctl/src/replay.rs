@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use host_harness::LogLevel;
 use host_harness::Error;
+use host_harness::LogLevel;
 use host_harness::{Harness, Plugin};
 
 /// Where `make plugin` puts the plugin, relative to the workspace root.

@@ -288,7 +288,11 @@ impl Classifier {
             IpAddr::V4(a) => {
                 let bits = u32::from(a);
                 for len in (0..=32u8).rev() {
-                    let net = if len == 0 { 0 } else { bits & (u32::MAX << (32 - len)) };
+                    let net = if len == 0 {
+                        0
+                    } else {
+                        bits & (u32::MAX << (32 - len))
+                    };
                     let lo = self.entries4.partition_point(|e| (e.0, e.1) < (net, len));
                     for e in self.entries4.get(lo..).unwrap_or(&[]) {
                         if (e.0, e.1) != (net, len) {
@@ -303,7 +307,11 @@ impl Classifier {
             IpAddr::V6(a) => {
                 let bits = v6_bits(a);
                 for len in (0..=128u8).rev() {
-                    let net = if len == 0 { 0 } else { bits & (u128::MAX << (128 - u32::from(len))) };
+                    let net = if len == 0 {
+                        0
+                    } else {
+                        bits & (u128::MAX << (128 - u32::from(len)))
+                    };
                     let lo = self.entries6.partition_point(|e| (e.0, e.1) < (net, len));
                     for e in self.entries6.get(lo..).unwrap_or(&[]) {
                         if (e.0, e.1) != (net, len) {
@@ -458,7 +466,6 @@ impl Classifier {
     pub fn candidates(&self, reg: usize) -> &[Candidate] {
         self.plans.get(reg).map_or(&[], |p| &p.order)
     }
-
 }
 
 /// How a destination matched.

@@ -24,7 +24,6 @@
 use alloc::string::String;
 use core::fmt::Write as _;
 
-
 /// The cluster name for traffic handed to Microsoft at `edge` with `backup` as the
 /// failover site.
 pub fn cluster_name(edge: &str, backup: Option<&str>) -> String {

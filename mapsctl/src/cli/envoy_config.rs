@@ -214,6 +214,12 @@ pub fn run(args: &Args) -> u8 {
         }
         written.push(path);
     }
+    let plan = out.join(ec::PLAN_FILE);
+    if let Err(e) = write(&plan, &g.names) {
+        eprintln!("{e}");
+        return 2;
+    }
+    written.push(plan);
     // The network filter first: an HTTP reload is what most operators watch for.
     let mut files = Vec::new();
     if let Some(tcp) = &g.tcp_ecds {

@@ -152,6 +152,51 @@ fn classify_refuses_an_invalid_policy_with_its_report() {
     assert!(err.contains("error[unknown-location]"), "{err}");
 }
 
+/// Regression: `explain` on a packed policy said "no registered prefix contains it" for
+/// a source that classifies `maps` (the matched prefix was looked up among the JSON
+/// prefixes only).
+#[test]
+fn explain_on_a_packed_policy_reads_like_on_the_json_one() {
+    let dir = std::env::temp_dir().join(format!("mapsctl-packed-explain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let packed = dir.join("packed.json");
+    let o = mapsctl(&[
+        "pack",
+        "--policy",
+        "fixtures/demo/policy.json",
+        "--out",
+        packed.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    for src in ["20.33.1.10", "52.160.42.1", "20.33.16.5"] {
+        let json = |policy: &str| {
+            let o = mapsctl(&[
+                "explain",
+                "--policy",
+                policy,
+                src,
+                "--host",
+                "teams.microsoft.com",
+                "--format",
+                "json",
+            ]);
+            assert_eq!(code(&o), 0);
+            serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+        };
+        let from_json = json("fixtures/demo/policy.json");
+        let from_packed = json(packed.to_str().unwrap());
+        assert!(from_json["matched"].is_object(), "{src}: {from_json}");
+        assert_eq!(from_packed, from_json, "{src}");
+        let text = mapsctl(&["explain", "--policy", packed.to_str().unwrap(), src]);
+        let text = String::from_utf8(text.stdout).unwrap();
+        assert!(
+            !text.contains("no registered prefix contains it"),
+            "{src}: {text}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn explain_tells_the_whole_story() {
     let o = mapsctl(&[

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use mapsctl::replay::find_plugin;
 use host_harness::Harness;
+use mapsctl::replay::find_plugin;
 
 /// The built plugin. Missing is a failure, never a skip: the Makefile's `test-rust`
 /// target builds it first (`make plugin`).

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use host_harness::abi::SetEnvoyFilterStateArguments;
-use mapsctl::replay::PluginReplay;
 use host_harness::{Error, HttpOutcome, LogLevel, Plugin};
+use mapsctl::replay::PluginReplay;
 use serde_json::Value;
 
 use crate::common::{fixture, harness, native, small_policy, FROM_SOURCE};
@@ -390,6 +390,38 @@ fn a_bad_reconfiguration_keeps_the_last_good_policy() {
     assert_eq!(moved.header("x-maps-cluster"), Some("maps_chi"));
     assert_eq!(plugin.metrics().counter("maps.policy.loaded"), Some(2));
     assert_eq!(plugin.metrics().counter("maps.policy.rejected"), Some(1));
+}
+
+/// Regression: latency was recorded for every prefix of a registration that had one
+/// telemetry prefix. Telemetry is per prefix (SPEC §1, Azure's product).
+#[test]
+fn latency_is_recorded_only_for_prefixes_with_telemetry() {
+    let policy = small_policy(FROM_SOURCE).replace(
+        r#"{"prefix": "20.34.0.0/16", "state": "Pending"}"#,
+        r#"{"prefix": "20.34.0.0/16", "state": "Verified"}"#,
+    );
+    assert!(policy.contains(r#""20.34.0.0/16", "state": "Verified""#));
+    let mut plugin = configure(&policy);
+    for (src, latency_ms) in [("20.33.1.7:1", 25), ("20.34.1.7:1", 40)] {
+        let out = plugin
+            .http_request()
+            .source(src)
+            .authority("outlook.office365.com")
+            .upstream_latency(Duration::from_millis(latency_ms))
+            .send()
+            .unwrap();
+        assert_eq!(out.header("x-maps-class"), Some("maps"), "{src}");
+    }
+    let m = plugin.metrics();
+    assert_eq!(
+        m.counter("maps.registration.fabrikam.edge.sea.routed"),
+        Some(2)
+    );
+    // Only the request from 20.33.0.0/16 (telemetry) is timed.
+    assert_eq!(
+        m.histogram("maps.registration.fabrikam.latency_ms"),
+        Some(&[25][..])
+    );
 }
 
 #[test]
