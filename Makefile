@@ -66,7 +66,7 @@ lint: setup-rust
 test-rust: setup-rust plugin
 	$(CARGO) test --workspace
 
-test: lint lint-plugin wasm-core test-rust test-web e2e test-benches test-bench-tools
+test: lint lint-plugin wasm-core test-rust test-web e2e test-benches test-bench-tools e2e-conformance
 
 ## ---- golden files ---------------------------------------------------------------
 # Regenerate every golden file under fixtures/ from the current build. Review the diff.
@@ -238,3 +238,16 @@ bench:
 test-bench-tools: build envoy wrk noop-filter
 	$(CARGO) clippy -p noop-filter --target wasm32-wasip1 -- -D warnings
 	$(BENCH_ENV) python3 benches/bench_envoy.py --check
+
+## ---- conformance: our proxy-wasm test filters, in the harness and in Envoy (issue 9) --
+# One filter per ABI feature (host-harness/conformance), the same case table
+# (conformance/cases.txt) run by the harness test and by e2e/test_conformance.py in Envoy.
+CONFORMANCE_WASM := $(TARGET)/wasm32-wasip1/plugin/conformance_filters.wasm
+.PHONY: conformance-filters e2e-conformance
+
+conformance-filters: setup-rust
+	$(CARGO) build -p conformance-filters --profile plugin --target wasm32-wasip1
+
+e2e-conformance: conformance-filters envoy
+	CONFORMANCE_REQUIRED=1 CONFORMANCE_WASM=$(CONFORMANCE_WASM) $(CARGO) test -p host-harness --test conformance
+	ENVOY=$(ENVOY) CONFORMANCE_WASM=$(CONFORMANCE_WASM) python3 e2e/test_conformance.py

@@ -48,20 +48,28 @@ fn map_or_entry(h: &Headers, rest: Option<&str>) -> Option<Vec<u8>> {
 }
 
 /// The computed value of `key` on stream `st`, if it has one now.
-pub(crate) fn computed(st: &StreamState, now_nanos: u64, key: &str) -> Option<Vec<u8>> {
+/// `headers_visible`: whether the request headers are there now (Envoy 1.40 measured: not
+/// in the response callbacks, again in `on_log`); the attributes read from them follow.
+pub(crate) fn computed(
+    st: &StreamState,
+    now_nanos: u64,
+    headers_visible: bool,
+    key: &str,
+) -> Option<Vec<u8>> {
     let (head, rest) = match key.split_once('.') {
         Some((h, r)) => (h, Some(r)),
         None => (key, None),
     };
     match head {
-        "request" => request(st, now_nanos, rest?),
+        "request" => request(st, now_nanos, headers_visible, rest?),
         "response" => response(st, rest?),
         _ => None,
     }
 }
 
-fn request(st: &StreamState, _now: u64, rest: &str) -> Option<Vec<u8>> {
-    let h = &st.request_headers;
+fn request(st: &StreamState, _now: u64, visible: bool, rest: &str) -> Option<Vec<u8>> {
+    let empty = Headers::new();
+    let h = if visible { &st.request_headers } else { &empty };
     let header = |name: &str| h.get_bytes(name).map(text);
     if let Some(name) = rest.strip_prefix("headers.") {
         return map_or_entry(h, Some(name));
@@ -77,7 +85,7 @@ fn request(st: &StreamState, _now: u64, rest: &str) -> Option<Vec<u8>> {
         "referer" => header("referer"),
         "useragent" => header("user-agent"),
         "id" => header("x-request-id"),
-        "headers" => map_or_entry(h, None),
+        "headers" if visible => map_or_entry(h, None),
         "size" => Some(int(st.request_body_seen)),
         "total_size" => Some(int(st.request_body_seen.saturating_add(byte_size(h)))),
         "duration" => st

@@ -161,13 +161,23 @@ fn header_map(s: &mut HostState, map_type: i32) -> Result<&mut Headers, Status> 
         | map::HTTP_REQUEST_TRAILERS
         | map::HTTP_RESPONSE_HEADERS
         | map::HTTP_RESPONSE_TRAILERS => {
+            let in_log = s.in_log;
             let st = s.stream().ok_or(Status::NotFound)?;
-            // A map the stream has not reached yet is not there (Envoy: NotFound).
+            // A map the stream does not hold now is refused with BAD_ARGUMENT, as Envoy
+            // 1.40 does (measured: request trailers in the request headers callback; the
+            // request headers once the response is being processed, except in on_log).
             match map_type {
+                map::HTTP_REQUEST_HEADERS if st.response_headers.is_some() && !in_log => {
+                    Err(Status::BadArgument)
+                }
                 map::HTTP_REQUEST_HEADERS => Ok(&mut st.request_headers),
-                map::HTTP_REQUEST_TRAILERS => st.request_trailers.as_mut().ok_or(Status::NotFound),
-                map::HTTP_RESPONSE_HEADERS => st.response_headers.as_mut().ok_or(Status::NotFound),
-                _ => st.response_trailers.as_mut().ok_or(Status::NotFound),
+                map::HTTP_REQUEST_TRAILERS => {
+                    st.request_trailers.as_mut().ok_or(Status::BadArgument)
+                }
+                map::HTTP_RESPONSE_HEADERS => {
+                    st.response_headers.as_mut().ok_or(Status::BadArgument)
+                }
+                _ => st.response_trailers.as_mut().ok_or(Status::BadArgument),
             }
         }
         map::HTTP_CALL_RESPONSE_HEADERS | map::HTTP_CALL_RESPONSE_TRAILERS => {
@@ -219,11 +229,13 @@ fn buffer_ref(s: &mut HostState, buffer_type: i32) -> Result<&mut Vec<u8>, Statu
 /// attribute (see `attributes.rs`), else one set for the whole plugin.
 fn property(s: &mut HostState, key: &str) -> Option<Vec<u8>> {
     let now = s.now_nanos;
+    let in_log = s.in_log;
     if let Some(st) = s.stream() {
         if let Some(v) = st.properties.get(key) {
             return Some(v.clone());
         }
-        if let Some(v) = attributes::computed(st, now, key) {
+        let visible = st.response_headers.is_none() || in_log;
+        if let Some(v) = attributes::computed(st, now, visible, key) {
             return Some(v);
         }
     }

@@ -996,7 +996,10 @@ impl Plugin {
             self.call::<i32, i32>("proxy_on_done", Cb::Done, id, id as i32)?;
             self.call::<i32, ()>("proxy_on_log", Cb::Log, id, id as i32)?;
         } else {
-            self.call::<i32, ()>("proxy_on_log", Cb::Log, id, id as i32)?;
+            self.store.data_mut().in_log = true;
+            let logged = self.call::<i32, ()>("proxy_on_log", Cb::Log, id, id as i32);
+            self.store.data_mut().in_log = false;
+            logged?;
             self.call::<i32, i32>("proxy_on_done", Cb::Done, id, id as i32)?;
         }
         self.call::<i32, ()>("proxy_on_delete", Cb::Delete, id, id as i32)?;

@@ -443,6 +443,8 @@ pub(crate) struct HostState {
     pub queue_owner: Vec<u32>,
     /// Next `connection.id`.
     pub next_connection_id: u64,
+    /// `proxy_on_log` is running (Envoy hands it the access log's header maps).
+    pub in_log: bool,
 }
 
 impl HostState {
@@ -479,6 +481,7 @@ impl HostState {
             queue_ready: Vec::new(),
             queue_owner: Vec::new(),
             next_connection_id: 1,
+            in_log: false,
         }
     }
 

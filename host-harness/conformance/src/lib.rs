@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 
 /// The cluster the callout goes to (the test's upstream server).
 const CALLOUT_CLUSTER: &str = "conformance_upstream";
@@ -43,6 +43,20 @@ fn text(bytes: Option<Vec<u8>>) -> String {
     bytes
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_else(|| "-".into())
+}
+
+/// A property as the filter reports it: its value, `-` when absent, `err:<status>` when
+/// the host refused the path (the SDK's `get_property` would panic).
+fn prop(path: Vec<&str>) -> Result<Option<Vec<u8>>, String> {
+    hostcalls::get_property(path).map_err(|e| format!("err:{e:?}"))
+}
+
+fn ptext(v: Result<Option<Vec<u8>>, String>) -> String {
+    v.map_or_else(|e| e, text)
+}
+
+fn pint(v: Result<Option<Vec<u8>>, String>) -> String {
+    v.map_or_else(|e| e, int)
 }
 
 fn int(bytes: Option<Vec<u8>>) -> String {
@@ -83,6 +97,7 @@ impl RootContext for Root {
             seq: Vec::new(),
             callout: None,
             queue: self.queue,
+            early: Vec::new(),
         }))
     }
 
@@ -100,6 +115,33 @@ struct Filter {
     /// `pause_callout`: what the callout answered (status, body).
     callout: Option<(String, String)>,
     queue: Option<u32>,
+    /// `properties`: observations made in the request headers callback.
+    early: Vec<(&'static str, String)>,
+}
+
+extern "C" {
+    fn proxy_get_header_map_value(
+        map_type: MapType,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+}
+
+/// The status the host answers for one header of `map` (the SDK panics on anything but
+/// OK and NOT_FOUND, so the call is made directly).
+fn probe_map(map: MapType, key: &str) -> String {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes a pointer it allocated with our allocator and its size.
+    let status =
+        unsafe { proxy_get_header_map_value(map, key.as_ptr(), key.len(), &mut data, &mut size) };
+    if status == 0 && !data.is_null() {
+        // SAFETY: the block came from our allocator, `size` bytes long.
+        drop(unsafe { Vec::from_raw_parts(data, size, size) });
+    }
+    format!("status:{status}")
 }
 
 impl Filter {
@@ -199,6 +241,47 @@ impl HttpContext for Filter {
                 self.send_http_response(403, vec![("x-local", "1")], Some(b"denied"));
                 Action::Pause
             }
+            "properties" => {
+                let id = self
+                    .get_http_request_header("x-request-id")
+                    .unwrap_or_default();
+                let same = ptext(prop(vec!["request", "id"])) == id && !id.is_empty();
+                self.early
+                    .push(("x-p-request-id-matches", same.to_string()));
+                let request_props: Vec<(&'static str, String)> = vec![
+                    ("x-p-request-path", ptext(prop(vec!["request", "path"]))),
+                    (
+                        "x-p-request-url-path",
+                        ptext(prop(vec!["request", "url_path"])),
+                    ),
+                    ("x-p-request-host", ptext(prop(vec!["request", "host"]))),
+                    ("x-p-request-method", ptext(prop(vec!["request", "method"]))),
+                    ("x-p-request-scheme", ptext(prop(vec!["request", "scheme"]))),
+                    (
+                        "x-p-request-useragent",
+                        ptext(prop(vec!["request", "useragent"])),
+                    ),
+                    (
+                        "x-p-request-header",
+                        ptext(prop(vec!["request", "headers", "x-conf"])),
+                    ),
+                    (
+                        "x-p-request-protocol",
+                        ptext(prop(vec!["request", "protocol"])),
+                    ),
+                ];
+                self.early.extend(request_props);
+
+                self.early.push((
+                    "x-p-trailers-in-request-headers",
+                    probe_map(MapType::HttpRequestTrailers, "x"),
+                ));
+                self.early.push((
+                    "x-p-response-map-in-request-headers",
+                    probe_map(MapType::HttpResponseHeaders, ":status"),
+                ));
+                Action::Continue
+            }
             "body" => {
                 // The upstream must not see a stale length: the body changes size.
                 self.set_http_request_header("content-length", None);
@@ -256,75 +339,38 @@ impl HttpContext for Filter {
                 self.set_http_response_header("content-length", None);
             }
             "properties" => {
-                let request_id = self
-                    .get_http_request_header("x-request-id")
-                    .unwrap_or_default();
                 let props: Vec<(&str, String)> = vec![
-                    (
-                        "x-p-request-path",
-                        text(self.get_property(vec!["request", "path"])),
-                    ),
-                    (
-                        "x-p-request-url-path",
-                        text(self.get_property(vec!["request", "url_path"])),
-                    ),
-                    (
-                        "x-p-request-host",
-                        text(self.get_property(vec!["request", "host"])),
-                    ),
-                    (
-                        "x-p-request-method",
-                        text(self.get_property(vec!["request", "method"])),
-                    ),
-                    (
-                        "x-p-request-scheme",
-                        text(self.get_property(vec!["request", "scheme"])),
-                    ),
-                    (
-                        "x-p-request-useragent",
-                        text(self.get_property(vec!["request", "useragent"])),
-                    ),
-                    (
-                        "x-p-request-header",
-                        text(self.get_property(vec!["request", "headers", "x-conf"])),
-                    ),
-                    (
-                        "x-p-request-protocol",
-                        text(self.get_property(vec!["request", "protocol"])),
-                    ),
-                    (
-                        "x-p-request-id-matches",
-                        (text(self.get_property(vec!["request", "id"])) == request_id
-                            && !request_id.is_empty())
-                        .to_string(),
-                    ),
-                    (
-                        "x-p-response-code",
-                        int(self.get_property(vec!["response", "code"])),
-                    ),
+                    ("x-p-response-code", pint(prop(vec!["response", "code"]))),
                     (
                         "x-p-response-header",
-                        text(self.get_property(vec!["response", "headers", "x-echo-method"])),
+                        ptext(prop(vec!["response", "headers", "x-echo-method"])),
                     ),
-                    (
-                        "x-p-plugin-root-id",
-                        text(self.get_property(vec!["plugin_root_id"])),
-                    ),
+                    ("x-p-plugin-root-id", ptext(prop(vec!["plugin_root_id"]))),
                     (
                         "x-p-source-has-port",
-                        (int(self.get_property(vec!["source", "port"])) != "-").to_string(),
+                        (pint(prop(vec!["source", "port"])) != "-").to_string(),
                     ),
                     (
                         "x-p-upstream-is-local",
-                        text(self.get_property(vec!["upstream", "address"]))
+                        ptext(prop(vec!["upstream", "address"]))
                             .starts_with("127.0.0.1:")
                             .to_string(),
                     ),
                     (
                         "x-p-connection-mtls",
-                        format!("{:?}", self.get_property(vec!["connection", "mtls"])),
+                        format!("{:?}", prop(vec!["connection", "mtls"])),
                     ),
                 ];
+                let mut props = props;
+                props.push((
+                    "x-p-request-path-in-response",
+                    ptext(prop(vec!["request", "path"])),
+                ));
+                props.push((
+                    "x-p-request-map-in-response",
+                    probe_map(MapType::HttpRequestHeaders, ":path"),
+                ));
+                props.extend(std::mem::take(&mut self.early));
                 for (name, value) in props {
                     self.set_http_response_header(name, Some(&value));
                 }
