@@ -2,8 +2,12 @@
 
 The same cases run in the harness (host-harness/tests/conformance.rs); both must pass.
 One Envoy, one listener per conformance filter (root id) on 127.0.0.1, one upstream
-HTTP server (echo; GET /callout answers "pong"). Every process it starts is stopped by
-PID; the whole run is bounded (a minute or so).
+HTTP server (echo; GET /callout answers "pong"; /trailers answers with a trailer). The
+gRPC upstream is the same Envoy: a plain HTTP/2 listener whose only route answers every
+call with gRPC status 7 and no message body (a trailers-only response), reached through
+cluster `conformance_grpc`; cluster `conformance_grpc_dead` points at a port nothing
+listens on. Every process it starts is stopped by PID; the whole run is bounded (a minute
+or so).
 
     ENVOY=.venv/bin/envoy CONFORMANCE_WASM=target/wasm32-wasip1/plugin/conformance_filters.wasm \
         python3 e2e/test_conformance.py
@@ -44,10 +48,14 @@ def parse(text: str) -> list[dict]:
         case = cases[-1]
         if word == "request":
             method, _, path = rest.partition(" ")
-            case["requests"].append({"method": method, "path": path, "headers": [], "chunks": []})
+            case["requests"].append({"method": method, "path": path, "headers": [], "chunks": [],
+                                     "trailers": []})
         elif word == "header":
             k, _, v = rest.partition(": ")
             case["requests"][-1]["headers"].append((k, v))
+        elif word == "trailer":
+            k, _, v = rest.partition(": ")
+            case["requests"][-1]["trailers"].append((k, v))
         elif word == "chunks":
             case["requests"][-1]["chunks"] = rest.split("|")
         elif word == "eventually":
@@ -89,6 +97,14 @@ class Upstream(http.server.BaseHTTPRequestHandler):
             body = self.rfile.read(int(self.headers.get("content-length", "0") or 0))
         if self.path == "/callout":
             out, extra = b"pong", []
+        elif self.path == "/trailers":
+            # A chunked response with a trailer (Envoy forwards it: enable_trailers).
+            self.send_response(200)
+            self.send_header("transfer-encoding", "chunked")
+            self.send_header("trailer", "x-up-trailer")
+            self.end_headers()
+            self.wfile.write(b"%x\r\n%s\r\n0\r\nx-up-trailer: up\r\n\r\n" % (len(body), body))
+            return
         else:
             out = body
             extra = [("x-echo-method", self.command), ("x-echo-path", self.path),
@@ -110,7 +126,60 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def config(wasm: str, listeners: dict[str, int], upstream: int, admin: int) -> dict:
+GRPC_STATUS = "7"
+GRPC_MESSAGE = "denied-by-upstream"
+
+
+def grpc_upstream_listener(port: int) -> dict:
+    """A gRPC "server" in Envoy itself: every call is answered with headers only
+    (`grpc-status` in them: a trailers-only response)."""
+    return {
+        "name": "conformance_grpc_upstream",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network."
+                         "http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": "conformance_grpc_upstream",
+                "codec_type": "HTTP2",
+                "route_config": {"name": "grpc", "virtual_hosts": [{
+                    "name": "all", "domains": ["*"],
+                    "routes": [{"match": {"prefix": "/"},
+                                "direct_response": {"status": 200}}],
+                    "response_headers_to_add": [
+                        {"header": {"key": "content-type", "value": "application/grpc"}},
+                        {"header": {"key": "grpc-status", "value": GRPC_STATUS}},
+                        {"header": {"key": "grpc-message", "value": GRPC_MESSAGE}},
+                    ]}]},
+                "http_filters": [{
+                    "name": "envoy.filters.http.router",
+                    "typed_config": {"@type": "type.googleapis.com/"
+                                     "envoy.extensions.filters.http.router.v3.Router"}}],
+            }}]}],
+    }
+
+
+def cluster(name: str, port: int, http2: bool) -> dict:
+    options = ({"http2_protocol_options": {}} if http2
+               else {"http_protocol_options": {"enable_trailers": True}})
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/"
+                         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": options}},
+        "load_assignment": {"cluster_name": name, "endpoints": [{
+            "lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                "address": "127.0.0.1", "port_value": port}}}}]}]},
+    }
+
+
+def config(wasm: str, listeners: dict[str, int], upstream: int, admin: int,
+           grpc: int, dead: int) -> dict:
     def listener(root: str, port: int) -> dict:
         wasm_filter = {
             "name": "envoy.filters.http.wasm",
@@ -136,10 +205,18 @@ def config(wasm: str, listeners: dict[str, int], upstream: int, admin: int) -> d
                     "@type": "type.googleapis.com/envoy.extensions.filters.network."
                              "http_connection_manager.v3.HttpConnectionManager",
                     "stat_prefix": f"conformance_{root}",
+                    "http_protocol_options": {"enable_trailers": True},
                     "route_config": {"name": "conformance", "virtual_hosts": [{
                         "name": "all", "domains": ["*"],
-                        "routes": [{"match": {"prefix": "/"},
-                                    "route": {"cluster": "conformance_upstream"}}]}]},
+                        "routes": [
+                            # route_cache: chosen only if the route is computed again
+                            # after the filter set x-route.
+                            {"name": "alt", "match": {"prefix": "/", "headers": [{
+                                "name": "x-route", "string_match": {"exact": "alt"}}]},
+                             "direct_response": {"status": 200,
+                                                 "body": {"inline_string": "alt route"}}},
+                            {"name": "upstream", "match": {"prefix": "/"},
+                             "route": {"cluster": "conformance_upstream"}}]}]},
                     "http_filters": [wasm_filter, {
                         "name": "envoy.filters.http.router",
                         "typed_config": {"@type": "type.googleapis.com/"
@@ -150,15 +227,13 @@ def config(wasm: str, listeners: dict[str, int], upstream: int, admin: int) -> d
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
         "static_resources": {
-            "listeners": [listener(r, p) for r, p in listeners.items()],
-            "clusters": [{
-                "name": "conformance_upstream",
-                "type": "STATIC",
-                "connect_timeout": "2s",
-                "load_assignment": {"cluster_name": "conformance_upstream", "endpoints": [{
-                    "lb_endpoints": [{"endpoint": {"address": {"socket_address": {
-                        "address": "127.0.0.1", "port_value": upstream}}}}]}]},
-            }],
+            "listeners": [listener(r, p) for r, p in listeners.items()]
+            + [grpc_upstream_listener(grpc)],
+            "clusters": [
+                cluster("conformance_upstream", upstream, http2=False),
+                cluster("conformance_grpc", grpc, http2=True),
+                cluster("conformance_grpc_dead", dead, http2=True),
+            ],
         },
     }
 
@@ -170,7 +245,18 @@ def send(port: int, req: dict) -> tuple[int, dict[str, str], bytes]:
                    "Accept-Encoding": "identity"}
         headers.update(dict(req["headers"]))
         chunks = [c.encode() for c in req["chunks"]]
-        if chunks:
+        if req["trailers"]:
+            # http.client cannot send trailers: write the chunked body by hand.
+            conn.putrequest(req["method"], req["path"], skip_host=True,
+                            skip_accept_encoding=True)
+            for k, v in headers.items():
+                conn.putheader(k, v)
+            conn.putheader("Transfer-Encoding", "chunked")
+            conn.endheaders()
+            raw = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks if c)
+            raw += b"0\r\n" + b"".join(f"{k}: {v}\r\n".encode() for k, v in req["trailers"])
+            conn.send(raw + b"\r\n")
+        elif chunks:
             conn.request(req["method"], req["path"], body=iter(chunks), headers=headers,
                          encode_chunked=True)
         else:
@@ -209,10 +295,10 @@ def main() -> int:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     work = Path(tempfile.mkdtemp(prefix="conformance-e2e-"))
     listeners = {r: free_port() for r in roots}
-    admin = free_port()
+    admin, grpc, dead = free_port(), free_port(), free_port()
     cfg = work / "envoy.json"
     cfg.write_text(json.dumps(config(str(Path(wasm).resolve()), listeners,
-                                     server.server_address[1], admin), indent=1))
+                                     server.server_address[1], admin, grpc, dead), indent=1))
     envoy = Envoy(envoy_bin, cfg, admin, work / "envoy.log")
     failures: list[str] = []
     try:
@@ -229,6 +315,8 @@ def main() -> int:
                 seen = send(port, case["requests"][-1])
                 problems = check(case, seen)
                 tries += 1
+            if os.environ.get("CONFORMANCE_VERBOSE"):
+                print(case["name"], seen)
             if problems:
                 failures.append(f"{case['name']}: {'; '.join(problems)}")
                 print(f"FAIL {case['name']}: {'; '.join(problems)}")

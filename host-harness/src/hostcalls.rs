@@ -225,6 +225,16 @@ fn buffer_ref(s: &mut HostState, buffer_type: i32) -> Result<&mut Vec<u8>, Statu
     }
 }
 
+/// Envoy's Wasm filter clears the route cache whenever the plugin changes the request
+/// headers (measured in Envoy 1.40: conformance case `route_kept_without_clearing`).
+fn request_headers_changed(s: &mut HostState, map_type: i32) {
+    if map_type == map::HTTP_REQUEST_HEADERS {
+        if let Some(st) = s.stream() {
+            st.route_stale = true;
+        }
+    }
+}
+
 /// A property: one the test or the plugin set on the stream, else Envoy's computed
 /// attribute (see `attributes.rs`), else one set for the whole plugin.
 fn property(s: &mut HostState, key: &str) -> Option<Vec<u8>> {
@@ -233,6 +243,16 @@ fn property(s: &mut HostState, key: &str) -> Option<Vec<u8>> {
     if let Some(st) = s.stream() {
         if let Some(v) = st.properties.get(key) {
             return Some(v.clone());
+        }
+        if key == "xds.route_name" {
+            if let Some(route) = &st.route {
+                return Some(route.as_bytes().to_vec());
+            }
+        }
+        if let Some(name) = key.strip_prefix("filter_state.") {
+            if let Some(v) = st.filter_state.get(name) {
+                return Some(v.as_bytes().to_vec());
+            }
         }
         let visible = st.response_headers.is_none() || in_log;
         if let Some(v) = attributes::computed(st, now, visible, key) {
@@ -454,6 +474,7 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
             match header_map(c.data_mut(), t) {
                 Ok(h) => {
                     *h = new;
+                    request_headers_changed(c.data_mut(), t);
                     Ok(0)
                 }
                 Err(s) => Ok(s.code()),
@@ -493,6 +514,7 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                             MapOp::Add => h.add(&key, &value),
                             MapOp::Replace => h.replace(&key, &value),
                         }
+                        request_headers_changed(c.data_mut(), t);
                         Ok(0)
                     }
                     Err(s) => Ok(s.code()),
@@ -508,6 +530,7 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
             match header_map(c.data_mut(), t) {
                 Ok(h) => {
                     h.remove(&key);
+                    request_headers_changed(c.data_mut(), t);
                     Ok(0)
                 }
                 Err(s) => Ok(s.code()),
@@ -602,6 +625,7 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         match c.data_mut().stream() {
             Some(st) => {
                 st.route_cache_cleared = st.route_cache_cleared.saturating_add(1);
+                st.route_stale = true;
                 Ok(0)
             }
             None => Ok(Status::NotFound.code()),
@@ -1071,6 +1095,21 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                     let Some(args) = SetEnvoyFilterStateArguments::decode(&arguments) else {
                         return Ok(Status::BadArgument.code());
                     };
+                    // Envoy: a key needs an object factory (else NOT_FOUND), and the
+                    // factory must accept the value (addresses must parse).
+                    if !s.filter_state_keys.contains(&args.path) {
+                        return Ok(Status::NotFound.code());
+                    }
+                    let bad_address = match args.path.as_str() {
+                        "envoy.network.ip" => args.value.parse::<std::net::IpAddr>().is_err(),
+                        "envoy.network.transport_socket.original_dst_address" => {
+                            args.value.parse::<std::net::SocketAddr>().is_err()
+                        }
+                        _ => false,
+                    };
+                    if bad_address {
+                        return Ok(Status::BadArgument.code());
+                    }
                     match s.stream() {
                         Some(st) => {
                             st.filter_state.insert(args.path, args.value);
@@ -1081,6 +1120,7 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 "clear_route_cache" => {
                     if let Some(st) = s.stream() {
                         st.route_cache_cleared = st.route_cache_cleared.saturating_add(1);
+                        st.route_stale = true;
                     }
                 }
                 "declare_property" => {}

@@ -316,6 +316,8 @@ impl<'p> HttpStream<'p> {
                 st.request_end_nanos = Some(now);
             }
         }
+        // Envoy's connection manager chooses the route before the filters run.
+        self.choose_route();
         self.request.headers_seen = true;
         self.request.ended = end_of_stream;
         let id = self.id as i32;
@@ -628,7 +630,39 @@ impl<'p> HttpStream<'p> {
         }
     }
 
+    /// Chooses the route from the request headers as they are now (the harness's route
+    /// table, if it has one).
+    fn choose_route(&mut self) {
+        let Some(routes) = self.plugin.store.data().routes.clone() else {
+            return;
+        };
+        if let Some(st) = self.plugin.stream_mut(self.id) {
+            st.route = routes(&st.request_headers);
+            st.route_stale = false;
+        }
+    }
+
+    /// The route the request takes: the one chosen when the headers arrived, or chosen
+    /// again from the current headers when the request headers went upstream after the
+    /// plugin cleared the route cache or changed the request headers (as Envoy's router
+    /// does). `None` without a route table ([`crate::Harness::routes`]) or when no route
+    /// matches.
+    pub fn route_name(&mut self) -> Option<String> {
+        self.plugin
+            .stream_mut(self.id)
+            .and_then(|s| s.route.clone())
+    }
+
     fn forward(&mut self, dir: StreamType) {
+        if dir == StreamType::HttpRequest && !self.request.headers_forwarded {
+            let stale = self
+                .plugin
+                .stream_mut(self.id)
+                .is_some_and(|s| s.route_stale);
+            if stale {
+                self.choose_route();
+            }
+        }
         let held = match self.plugin.stream_mut(self.id) {
             Some(st) if dir == StreamType::HttpResponse => std::mem::take(&mut st.response_body),
             Some(st) => std::mem::take(&mut st.request_body),

@@ -15,8 +15,8 @@ use crate::abi::LogLevel;
 use crate::error::{describe, Error};
 use crate::hostcalls;
 use crate::state::{
-    CalloutData, ForeignCall, GrpcCall, Headers, HostState, HttpCall, LogEntry, Metrics,
-    StreamKind, StreamState,
+    CalloutData, ForeignCall, GrpcCall, Headers, HostState, HttpCall, LogEntry, Metrics, Routes,
+    StreamKind, StreamState, ENVOY_FILTER_STATE_KEYS,
 };
 
 /// The proxy-wasm ABI version a module declares (its `proxy_abi_version_*` export).
@@ -88,6 +88,8 @@ pub struct Harness {
     log_level: LogLevel,
     timeout: Duration,
     memory_limit: usize,
+    routes: Option<Routes>,
+    filter_state_keys: Vec<String>,
 }
 
 impl Harness {
@@ -153,6 +155,11 @@ impl Harness {
             log_level: LogLevel::Trace,
             timeout: Duration::from_secs(10),
             memory_limit: 256 << 20,
+            routes: None,
+            filter_state_keys: ENVOY_FILTER_STATE_KEYS
+                .iter()
+                .map(|k| (*k).to_string())
+                .collect(),
         })
     }
 
@@ -204,6 +211,29 @@ impl Harness {
         self
     }
 
+    /// A route table, standing in for Envoy's route configuration: `routes(headers)` names
+    /// the route a request with these headers takes. The route is chosen when the request
+    /// headers arrive and again, from the current headers, when they go upstream after
+    /// the plugin cleared the route cache or changed a request header (Envoy's Wasm filter
+    /// clears the route cache on every request header change). The plugin reads it as
+    /// `xds.route_name`; a test reads it with [`crate::HttpStream::route_name`] to decide
+    /// what answers the request.
+    pub fn routes(
+        mut self,
+        routes: impl Fn(&Headers) -> Option<String> + Send + Sync + 'static,
+    ) -> Harness {
+        self.routes = Some(std::sync::Arc::new(routes));
+        self
+    }
+
+    /// Accepts one more filter state key in `set_envoy_filter_state` (the default list is
+    /// [`crate::state::ENVOY_FILTER_STATE_KEYS`], Envoy 1.40's keys with an object
+    /// factory; Envoy refuses any other key with `NOT_FOUND`, as the harness does).
+    pub fn filter_state_key(mut self, key: &str) -> Harness {
+        self.filter_state_keys.push(key.to_string());
+        self
+    }
+
     /// The most linear memory an instance may grow to (default 256 MiB).
     pub fn memory_limit(mut self, bytes: usize) -> Harness {
         self.memory_limit = bytes;
@@ -235,6 +265,8 @@ impl Harness {
                 .or_insert_with(|| value.as_bytes().to_vec());
         }
         state.vm_configuration = self.vm_configuration.clone();
+        state.routes = self.routes.clone();
+        state.filter_state_keys = self.filter_state_keys.iter().cloned().collect();
         state.log_level = self.log_level;
         let deadline = (self.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
 

@@ -12,6 +12,28 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 
 use crate::abi::{LogLevel, MetricKind, StreamType};
 
+/// A route table: the name of the route a request with these headers takes (`None`: no
+/// route).
+pub type Routes = std::sync::Arc<dyn Fn(&Headers) -> Option<String> + Send + Sync>;
+
+/// Filter state keys Envoy 1.40 has an object factory for, so that its
+/// `set_envoy_filter_state` accepts them (checked in Envoy by the conformance case
+/// `set_envoy_filter_state`; a key without a factory is `NOT_FOUND` there and here).
+pub const ENVOY_FILTER_STATE_KEYS: &[&str] = &[
+    "envoy.hashable_string",
+    "envoy.network.application_protocols",
+    "envoy.network.ip",
+    "envoy.network.transport_socket.original_dst_address",
+    "envoy.network.upstream_server_name",
+    "envoy.network.upstream_subject_alt_names",
+    "envoy.string",
+    "envoy.tcp_proxy.cluster",
+    "envoy.tcp_proxy.disable_tunneling",
+    "envoy.tcp_proxy.per_connection_idle_timeout_ms",
+    "envoy.upstream.dynamic_host",
+    "envoy.upstream.dynamic_port",
+];
+
 /// One line the plugin logged (`proxy_log`, or a write to stdout/stderr).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogEntry {
@@ -328,6 +350,13 @@ pub(crate) struct StreamState {
     pub resume_response: bool,
     /// How many times the plugin called `clear_route_cache`.
     pub route_cache_cleared: u32,
+    /// The route the stream info holds (property `xds.route_name`), when the harness has
+    /// a route table ([`crate::Harness::routes`]).
+    pub route: Option<String>,
+    /// The route must be chosen again before the request goes upstream: the plugin
+    /// cleared the route cache, or changed the request headers (Envoy's Wasm filter clears
+    /// the route cache on every request header change).
+    pub route_stale: bool,
     /// Virtual time the stream started, nanoseconds since the epoch.
     pub start_nanos: u64,
     /// Virtual time the request ended (for `request.duration`).
@@ -357,6 +386,8 @@ impl StreamState {
             resume_request: false,
             resume_response: false,
             route_cache_cleared: 0,
+            route: None,
+            route_stale: false,
             start_nanos: 0,
             request_end_nanos: None,
         }
@@ -445,6 +476,11 @@ pub(crate) struct HostState {
     pub next_connection_id: u64,
     /// `proxy_on_log` is running (Envoy hands it the access log's header maps).
     pub in_log: bool,
+    /// The route table: the route name for a request's headers.
+    pub routes: Option<Routes>,
+    /// Filter state keys `set_envoy_filter_state` accepts (Envoy: keys with an object
+    /// factory).
+    pub filter_state_keys: std::collections::BTreeSet<String>,
 }
 
 impl HostState {
@@ -482,6 +518,11 @@ impl HostState {
             queue_owner: Vec::new(),
             next_connection_id: 1,
             in_log: false,
+            routes: None,
+            filter_state_keys: ENVOY_FILTER_STATE_KEYS
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
         }
     }
 

@@ -17,6 +17,7 @@ struct Request {
     path: String,
     headers: Vec<(String, String)>,
     chunks: Vec<String>,
+    trailers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -66,6 +67,14 @@ fn parse(text: &str) -> Vec<Case> {
                     .headers
                     .push((k.into(), v.into()));
             }
+            "trailer" => {
+                let (k, v) = rest.split_once(": ").expect("trailer NAME: VALUE");
+                case.requests
+                    .last_mut()
+                    .unwrap()
+                    .trailers
+                    .push((k.into(), v.into()));
+            }
             "chunks" => {
                 case.requests.last_mut().unwrap().chunks =
                     rest.split('|').map(str::to_string).collect();
@@ -96,6 +105,31 @@ struct Seen {
     body: Vec<u8>,
 }
 
+/// What Envoy's gRPC client reports to the plugin for a call to `cluster`, with the test
+/// upstreams of cases.txt: `conformance_grpc` answers status 7 "denied-by-upstream"
+/// (Envoy appends the response code details in braces to the upstream's `grpc-message`);
+/// nothing listens behind `conformance_grpc_dead` (Envoy: UNAVAILABLE, its own message).
+fn grpc_answer(cluster: &str) -> (u32, &'static str) {
+    match cluster {
+        "conformance_grpc" => (7, "denied-by-upstream{via_upstream}"),
+        _ => (
+            14,
+            "upstream connect error or disconnect/reset before headers. reset reason: remote \
+             connection failure{upstream_reset_before_response_started{remote_connection_\
+             failure|delayed_connect_error:_Connection_refused}}",
+        ),
+    }
+}
+
+/// The route table of cases.txt (Envoy: the listeners' route configuration).
+fn routes(headers: &Headers) -> Option<String> {
+    Some(if headers.get("x-route") == Some("alt") {
+        "alt".into()
+    } else {
+        "upstream".into()
+    })
+}
+
 /// One request through `plugin`, with the test upstream of cases.txt.
 fn exchange(plugin: &mut Plugin, req: &Request) -> Seen {
     let body: Vec<u8> = req.chunks.concat().into_bytes();
@@ -109,15 +143,33 @@ fn exchange(plugin: &mut Plugin, req: &Request) -> Seen {
     for (k, v) in &req.headers {
         headers.add(k, v.as_bytes());
     }
-    if !body.is_empty() {
+    let has_trailers = !req.trailers.is_empty();
+    if has_trailers {
+        headers.add("transfer-encoding", b"chunked");
+    } else if !body.is_empty() {
         headers.add("content-length", body.len().to_string().as_bytes());
     }
     let calls_before = plugin.http_calls().len();
+    let grpc_before = plugin.grpc_calls().len();
     let mut stream = plugin.http_stream().unwrap();
-    stream.request_headers(headers, body.is_empty()).unwrap();
+    stream
+        .request_headers(headers, body.is_empty() && !has_trailers)
+        .unwrap();
     let n = req.chunks.len();
     for (i, chunk) in req.chunks.iter().enumerate() {
-        stream.request_body(chunk.as_bytes(), i + 1 == n).unwrap();
+        stream
+            .request_body(chunk.as_bytes(), i + 1 == n && !has_trailers)
+            .unwrap();
+    }
+    if has_trailers {
+        let pairs: Vec<(&str, &str)> = req
+            .trailers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        stream
+            .request_trailers(Headers::from_pairs(&pairs))
+            .unwrap();
     }
     // Answer the callouts the filter made (the test upstream: /callout -> 200 "pong").
     let calls: Vec<_> = stream.plugin().http_calls()[calls_before..].to_vec();
@@ -132,19 +184,45 @@ fn exchange(plugin: &mut Plugin, req: &Request) -> Seen {
             .respond_to_http_call(call.token, &[(":status", status)], body.as_bytes(), &[])
             .unwrap();
     }
+    // Answer the gRPC calls (as Envoy's gRPC client reports them).
+    let grpc: Vec<_> = stream.plugin().grpc_calls()[grpc_before..].to_vec();
+    for call in grpc {
+        let (status, message) = grpc_answer(&String::from_utf8_lossy(&call.service));
+        stream
+            .deliver(|p| p.grpc_close(call.token, status, message))
+            .unwrap();
+    }
     if stream.request_forwarded() && stream.local_reply().is_none() {
-        // The echo upstream.
         let got = stream.upstream_request_body().to_vec();
-        let h = Headers::from_pairs(&[
-            (":status", "200".to_string()),
-            ("x-echo-method", req.method.clone()),
-            ("x-echo-path", req.path.clone()),
-            ("x-echo-body-length", got.len().to_string()),
-            ("content-length", got.len().to_string()),
-        ]);
-        stream.response_headers(h, got.is_empty()).unwrap();
-        if !got.is_empty() {
-            stream.response_body(&got, true).unwrap();
+        if stream.route_name().as_deref() == Some("alt") {
+            // The router answers itself (a direct response).
+            let h = Headers::from_pairs(&[
+                (":status", "200"),
+                ("content-length", "9"),
+                ("content-type", "text/plain"),
+            ]);
+            stream.response_headers(h, false).unwrap();
+            stream.response_body(b"alt route", true).unwrap();
+        } else if req.path == "/trailers" {
+            let h = Headers::from_pairs(&[(":status", "200"), ("transfer-encoding", "chunked")]);
+            stream.response_headers(h, false).unwrap();
+            stream.response_body(&got, false).unwrap();
+            stream
+                .response_trailers(Headers::from_pairs(&[("x-up-trailer", "up")]))
+                .unwrap();
+        } else {
+            // The echo upstream.
+            let h = Headers::from_pairs(&[
+                (":status", "200".to_string()),
+                ("x-echo-method", req.method.clone()),
+                ("x-echo-path", req.path.clone()),
+                ("x-echo-body-length", got.len().to_string()),
+                ("content-length", got.len().to_string()),
+            ]);
+            stream.response_headers(h, got.is_empty()).unwrap();
+            if !got.is_empty() {
+                stream.response_body(&got, true).unwrap();
+            }
         }
     }
     let out = stream.finish().unwrap();
@@ -184,8 +262,8 @@ fn conformance_cases_pass_in_the_harness() {
     )
     .unwrap();
     let cases = parse(&text);
-    assert!(cases.len() >= 6, "cases.txt has {} cases", cases.len());
-    let harness = Harness::load(&wasm).unwrap();
+    assert!(cases.len() >= 12, "cases.txt has {} cases", cases.len());
+    let harness = Harness::load(&wasm).unwrap().routes(routes);
     let mut failures = Vec::new();
     for case in &cases {
         let mut plugin = harness

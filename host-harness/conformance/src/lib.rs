@@ -12,6 +12,10 @@
 //! | `local_reply` | a local reply passes through the filter's own response callbacks |
 //! | `properties` | Envoy's attributes (request, response, upstream, plugin) |
 //! | `queue` | a shared queue's `on_queue_ready` on the root context (reported on `/report`) |
+//! | `grpc_call` | `Pause`, a gRPC call to a cluster (`x-grpc-cluster`), its close status and message, resume |
+//! | `trailers` | request and response trailers in their own callbacks (reported on `/report`) |
+//! | `route_cache` | a request header changed, the route cache cleared (`x-clear: yes`) or not |
+//! | `filter_state` | the `set_envoy_filter_state` foreign function, read back as a property |
 //!
 //! Built by `make conformance-filters` (`--profile plugin --target wasm32-wasip1`). On
 //! other targets the crate is empty.
@@ -26,6 +30,24 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 
 /// The cluster the callout goes to (the test's upstream server).
 const CALLOUT_CLUSTER: &str = "conformance_upstream";
+
+/// The cluster a gRPC call goes to unless the request names another (`x-grpc-cluster`).
+const GRPC_CLUSTER: &str = "conformance_grpc";
+
+/// The filter state key `filter_state` sets (a key Envoy has an object factory for).
+const FILTER_STATE_KEY: &str = "envoy.tcp_proxy.cluster";
+
+/// `SetEnvoyFilterStateArguments` in protobuf: path (1), value (2), span (3).
+fn filter_state_arguments(path: &str, value: &str, span: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (tag, field) in [(0x0a_u8, path), (0x12, value)] {
+        out.push(tag);
+        out.push(u8::try_from(field.len()).unwrap_or(0));
+        out.extend_from_slice(field.as_bytes());
+    }
+    out.extend_from_slice(&[0x18, span]);
+    out
+}
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -57,6 +79,14 @@ fn ptext(v: Result<Option<Vec<u8>>, String>) -> String {
 
 fn pint(v: Result<Option<Vec<u8>>, String>) -> String {
     v.map_or_else(|e| e, int)
+}
+
+fn eos_name(what: &str, end_of_stream: bool) -> String {
+    if end_of_stream {
+        format!("{what}(eos)")
+    } else {
+        what.to_string()
+    }
 }
 
 fn int(bytes: Option<Vec<u8>>) -> String {
@@ -96,6 +126,7 @@ impl RootContext for Root {
             context_id,
             seq: Vec::new(),
             callout: None,
+            grpc: None,
             queue: self.queue,
             early: Vec::new(),
         }))
@@ -114,6 +145,8 @@ struct Filter {
     seq: Vec<String>,
     /// `pause_callout`: what the callout answered (status, body).
     callout: Option<(String, String)>,
+    /// `grpc_call`: how the call ended (status, message, response size).
+    grpc: Option<(u32, String, usize)>,
     queue: Option<u32>,
     /// `properties`: observations made in the request headers callback.
     early: Vec<(&'static str, String)>,
@@ -148,6 +181,13 @@ impl Filter {
     fn note(&mut self, what: &str) {
         if self.mode == "lifecycle" {
             self.seq.push(what.to_string());
+        }
+    }
+
+    /// `trailers`: a callback seen, consecutive repeats (body chunks) folded into one.
+    fn trace(&mut self, what: String) {
+        if self.mode == "trailers" && self.seq.last() != Some(&what) {
+            self.seq.push(what);
         }
     }
 
@@ -190,6 +230,15 @@ impl Context for Filter {
         self.resume_http_request();
     }
 
+    fn on_grpc_call_response(&mut self, _token: u32, status: u32, size: usize) {
+        let message = hostcalls::get_grpc_status()
+            .ok()
+            .and_then(|(_, m)| m)
+            .unwrap_or_else(|| "-".into());
+        self.grpc = Some((status, message, size));
+        self.resume_http_request();
+    }
+
     fn on_done(&mut self) -> bool {
         self.note("done");
         true
@@ -211,6 +260,103 @@ impl HttpContext for Filter {
                 self.report("conformance.lifecycle")
             }
             "queue" if path == "/report" => self.report("conformance.queue"),
+            "trailers" if path == "/report" => {
+                self.mode = "reporting".into();
+                self.report("conformance.trailers")
+            }
+            "trailers" => {
+                self.seq.clear();
+                self.trace(eos_name("request_headers", end_of_stream));
+                Action::Continue
+            }
+            "grpc_call" => {
+                let cluster = self
+                    .get_http_request_header("x-grpc-cluster")
+                    .unwrap_or_else(|| GRPC_CLUSTER.into());
+                let call = hostcalls::dispatch_grpc_call(
+                    &cluster,
+                    "conformance.Echo",
+                    "Say",
+                    vec![("x-conformance", b"1".as_slice())],
+                    Some(b"hello"),
+                    Duration::from_secs(5),
+                );
+                match call {
+                    Ok(_) => Action::Pause,
+                    Err(e) => {
+                        let body = format!("grpc call refused: {e:?}");
+                        self.send_http_response(500, vec![], Some(body.as_bytes()));
+                        Action::Pause
+                    }
+                }
+            }
+            "route_cache" => {
+                // Reading route_name makes the host choose the route now.
+                let before = ptext(prop(vec!["xds", "route_name"]));
+                self.early.push(("x-route-before", before));
+                self.set_http_request_header("x-route", Some("alt"));
+                let changed = ptext(prop(vec!["xds", "route_name"]));
+                self.early.push(("x-route-after-change", changed));
+                if self.get_http_request_header("x-clear").as_deref() == Some("yes") {
+                    let r = hostcalls::call_foreign_function("clear_route_cache", None);
+                    if let Err(e) = r {
+                        let body = format!("clear_route_cache refused: {e:?}");
+                        self.send_http_response(500, vec![], Some(body.as_bytes()));
+                        return Action::Pause;
+                    }
+                }
+                let after = ptext(prop(vec!["xds", "route_name"]));
+                self.early.push(("x-route-after", after));
+                Action::Continue
+            }
+            "filter_state" => {
+                let args = filter_state_arguments(FILTER_STATE_KEY, "fs-value", 1);
+                let r = hostcalls::call_foreign_function("set_envoy_filter_state", Some(&args));
+                self.early.push((
+                    "x-fs-set",
+                    match r {
+                        Ok(_) => "ok".into(),
+                        Err(e) => format!("{e:?}"),
+                    },
+                ));
+                let unknown = filter_state_arguments("conformance.no.such.key", "v", 1);
+                let r = hostcalls::call_foreign_function("set_envoy_filter_state", Some(&unknown));
+                self.early.push((
+                    "x-fs-unknown-key",
+                    match r {
+                        Ok(_) => "ok".into(),
+                        Err(e) => format!("{e:?}"),
+                    },
+                ));
+                // The keys a host accepts (Envoy: those with an object factory).
+                let keys = self
+                    .get_http_request_header("x-fs-keys")
+                    .unwrap_or_default();
+                let accepted: Vec<String> = keys
+                    .split(',')
+                    .filter(|k| !k.is_empty())
+                    .map(|k| {
+                        let args = filter_state_arguments(k, "1", 1);
+                        match hostcalls::call_foreign_function(
+                            "set_envoy_filter_state",
+                            Some(&args),
+                        ) {
+                            Ok(_) => format!("{k}=ok"),
+                            Err(e) => format!("{k}={e:?}"),
+                        }
+                    })
+                    .collect();
+                self.early.push(("x-fs-keys", accepted.join(";")));
+                let r = hostcalls::call_foreign_function("conformance_no_such_function", None);
+                self.early.push((
+                    "x-fs-unknown-function",
+                    match r {
+                        Ok(_) => "ok".into(),
+                        Err(e) => format!("{e:?}"),
+                    },
+                ));
+                Action::Continue
+            }
             "queue" => {
                 if let Some(q) = self.queue {
                     let _ = hostcalls::enqueue_shared_queue(q, Some(path.as_bytes()));
@@ -297,6 +443,7 @@ impl HttpContext for Filter {
         } else {
             "request_body"
         });
+        self.trace(eos_name("request_body", end_of_stream));
         if self.mode != "body" {
             return Action::Continue;
         }
@@ -311,6 +458,12 @@ impl HttpContext for Filter {
 
     fn on_http_request_trailers(&mut self, _n: usize) -> Action {
         self.note("request_trailers");
+        if self.mode == "trailers" {
+            let got = self
+                .get_http_request_trailer("x-req-trailer")
+                .unwrap_or_else(|| "-".into());
+            self.trace(format!("request_trailers(x-req-trailer={got})"));
+        }
         Action::Continue
     }
 
@@ -320,7 +473,43 @@ impl HttpContext for Filter {
         } else {
             "response_headers"
         });
+        self.trace(eos_name("response_headers", end_of_stream));
         match self.mode.as_str() {
+            "trailers" => {
+                let probe = probe_map(MapType::HttpResponseTrailers, "x-up-trailer");
+                self.seq.push(format!("response_trailers_map[{probe}]"));
+            }
+            "grpc_call" => {
+                let (status, message, size) = self
+                    .grpc
+                    .clone()
+                    .map_or(("-".into(), "-".into(), "-".into()), |(s, m, n)| {
+                        (s.to_string(), m, n.to_string())
+                    });
+                self.set_http_response_header("x-grpc-status", Some(&status));
+                self.set_http_response_header("x-grpc-message", Some(&message));
+                self.set_http_response_header("x-grpc-response-size", Some(&size));
+            }
+            "route_cache" => {
+                let mut props = std::mem::take(&mut self.early);
+                props.push((
+                    "x-route-in-response",
+                    ptext(prop(vec!["xds", "route_name"])),
+                ));
+                for (name, value) in props {
+                    self.set_http_response_header(name, Some(&value));
+                }
+            }
+            "filter_state" => {
+                let mut props = std::mem::take(&mut self.early);
+                props.push((
+                    "x-fs-property",
+                    ptext(prop(vec!["filter_state", FILTER_STATE_KEY])),
+                ));
+                for (name, value) in props {
+                    self.set_http_response_header(name, Some(&value));
+                }
+            }
             "pause_callout" => {
                 let (status, body) = self
                     .callout
@@ -386,6 +575,7 @@ impl HttpContext for Filter {
         } else {
             "response_body"
         });
+        self.trace(eos_name("response_body", end_of_stream));
         if self.mode == "body" {
             if !end_of_stream {
                 return Action::Pause;
@@ -398,10 +588,20 @@ impl HttpContext for Filter {
 
     fn on_http_response_trailers(&mut self, _n: usize) -> Action {
         self.note("response_trailers");
+        if self.mode == "trailers" {
+            let got = self
+                .get_http_response_trailer("x-up-trailer")
+                .unwrap_or_else(|| "-".into());
+            self.trace(format!("response_trailers(x-up-trailer={got})"));
+        }
         Action::Continue
     }
 
     fn on_log(&mut self) {
         self.note("log");
+        if self.mode == "trailers" && !self.seq.is_empty() {
+            let line = self.seq.join(",");
+            let _ = hostcalls::set_shared_data("conformance.trailers", Some(line.as_bytes()), None);
+        }
     }
 }
