@@ -242,7 +242,10 @@ test-bench-tools: build envoy wrk noop-filter
 ## ---- conformance: our proxy-wasm test filters, in the harness and in Envoy (issue 9) --
 # One filter per ABI feature (host-harness/conformance), the same case table
 # (conformance/cases.txt) run by the harness test and by e2e/test_conformance.py in Envoy.
+# The ABI-version test modules (0.1.0, 0.2.0, 0.2.1; host-harness/tests/all/guest.rs) are
+# written to ABI_MODULES by the harness test and loaded into Envoy too.
 CONFORMANCE_WASM := $(TARGET)/wasm32-wasip1/plugin/conformance_filters.wasm
+ABI_MODULES := $(TARGET)/abi-modules
 .PHONY: conformance-filters e2e-conformance
 
 conformance-filters: setup-rust
@@ -250,4 +253,5 @@ conformance-filters: setup-rust
 
 e2e-conformance: conformance-filters envoy
 	CONFORMANCE_REQUIRED=1 CONFORMANCE_WASM=$(CONFORMANCE_WASM) $(CARGO) test -p host-harness --test conformance
-	ENVOY=$(ENVOY) CONFORMANCE_WASM=$(CONFORMANCE_WASM) python3 e2e/test_conformance.py
+	ABI_MODULES_DIR=$(ABI_MODULES) $(CARGO) test -p host-harness --test all abi
+	ENVOY=$(ENVOY) CONFORMANCE_WASM=$(CONFORMANCE_WASM) ABI_MODULES_DIR=$(ABI_MODULES) python3 e2e/test_conformance.py

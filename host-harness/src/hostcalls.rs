@@ -226,7 +226,7 @@ fn buffer_ref(s: &mut HostState, buffer_type: i32) -> Result<&mut Vec<u8>, Statu
 }
 
 /// Envoy's Wasm filter clears the route cache whenever the plugin changes the request
-/// headers (measured in Envoy 1.40: conformance case `route_kept_without_clearing`).
+/// headers (measured in Envoy 1.40: conformance case `route_chosen_again_after_a_header_change`).
 fn request_headers_changed(s: &mut HostState, map_type: i32) {
     if map_type == map::HTTP_REQUEST_HEADERS {
         if let Some(st) = s.stream() {
@@ -599,12 +599,10 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
             }
         })?;
     }
-    // ABI 0.1.0's (and older SDKs') names for continuing one direction.
+    // ABI 0.1.0's names for continuing one direction.
     for (name, t) in [
         ("proxy_continue_request", StreamType::HttpRequest),
         ("proxy_continue_response", StreamType::HttpResponse),
-        ("proxy_resume_http_request", StreamType::HttpRequest),
-        ("proxy_resume_http_response", StreamType::HttpResponse),
     ] {
         l.func_wrap("env", name, move |mut c: C<'_>| -> Ret {
             match c.data_mut().stream() {

@@ -31,6 +31,36 @@ pub enum AbiVersion {
     V0_2_1,
 }
 
+impl AbiVersion {
+    /// Whether Envoy (1.40, measured) links hostcall `name` for modules of this version:
+    /// `proxy_get_configuration`, `proxy_continue_request`, `proxy_continue_response` and
+    /// `proxy_clear_route_cache` only for 0.1.0; `proxy_continue_stream` and
+    /// `proxy_close_stream` only for 0.2.x; `proxy_get_log_level` only for 0.2.1; every
+    /// other hostcall for all three. (A module importing one its version does not get
+    /// fails to load in Envoy, and is refused here.)
+    pub fn provides(self, name: &str) -> bool {
+        match name {
+            "proxy_get_configuration"
+            | "proxy_continue_request"
+            | "proxy_continue_response"
+            | "proxy_clear_route_cache" => self == AbiVersion::V0_1_0,
+            "proxy_continue_stream" | "proxy_close_stream" => self != AbiVersion::V0_1_0,
+            "proxy_get_log_level" => self == AbiVersion::V0_2_1,
+            _ => true,
+        }
+    }
+}
+
+impl std::fmt::Display for AbiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AbiVersion::V0_1_0 => "0.1.0",
+            AbiVersion::V0_2_0 => "0.2.0",
+            AbiVersion::V0_2_1 => "0.2.1",
+        })
+    }
+}
+
 /// How often the background thread advances wasmtime's epoch (the timeout granularity).
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -121,6 +151,16 @@ impl Harness {
                 "it exports no `proxy_abi_version_0_2_1` (or 0_2_0, 0_1_0) marker".into(),
             ));
         };
+        if let Some(name) = module
+            .imports()
+            .filter(|i| i.module() == "env")
+            .map(|i| i.name())
+            .find(|name| !abi.provides(name))
+        {
+            return Err(Error::Abi(format!(
+                "it imports `env.{name}`, which Envoy does not provide to ABI {abi} modules"
+            )));
+        }
         if !module
             .exports()
             .any(|e| e.name() == "memory" && matches!(e.ty(), ExternType::Memory(_)))

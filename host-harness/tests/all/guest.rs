@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use host_harness::{Action, Error, Harness, LogLevel};
+use host_harness::http::Verdict;
+use host_harness::{Action, Error, Harness, Headers, LogLevel};
 
 /// Imports, memory, ABI marker and a bump allocator shared by the test guests. Data
 /// strings live below 1024; the allocator hands out memory from 4096 up.
@@ -479,4 +480,274 @@ fn the_clock_moves_with_upstream_latency() {
         plugin.now().duration_since(t0).unwrap(),
         Duration::from_millis(25)
     );
+}
+
+// ---- ABI versions -------------------------------------------------------------------
+
+/// The test guest's prelude with another ABI marker and extra imports (imports must come
+/// before the prelude's definitions).
+fn guest_abi(marker: &str, imports: &str, body: &str) -> Harness {
+    let prelude = PRELUDE
+        .replace("proxy_abi_version_0_2_1", marker)
+        .replace("(memory (export", &format!("{imports}\n  (memory (export"));
+    let wasm = wat::parse_str(format!("(module {prelude} {body})")).unwrap();
+    Harness::from_binary(&wasm).unwrap()
+}
+
+/// The same small filter for each ABI version, also loaded into Envoy by
+/// `e2e/test_conformance.py` (written out by `abi_modules_for_envoy`): `proxy_on_configure`
+/// accepts only a 3-byte plugin configuration (0.1.0 reads it with
+/// `proxy_get_configuration`), the request headers callback answers with a local reply
+/// `abi <version>` (0.2.x: plus ` eos=<end_of_stream>`).
+fn abi_module(version: &str) -> String {
+    let marker = format!("proxy_abi_version_{}", version.replace('.', "_"));
+    // proxy_get_configuration exists for 0.1.0 modules only (Envoy refuses to load a
+    // 0.2.x module that imports it).
+    let imports = if version == "0.1.0" {
+        r#"(import "env" "proxy_get_configuration" (func $get_configuration (param i32 i32) (result i32)))"#
+    } else {
+        r#"(import "env" "proxy_get_buffer_status" (func $buffer_status (param i32 i32 i32) (result i32)))"#
+    };
+    let prelude = PRELUDE
+        .replace("proxy_abi_version_0_2_1", &marker)
+        .replace("(memory (export", &format!("{imports}\n  (memory (export"));
+    let configure = if version == "0.1.0" {
+        r#"(drop (call $get_configuration (i32.const 100) (i32.const 104)))"#
+    } else {
+        r#"(drop (call $buffer_status (i32.const 7) (i32.const 104) (i32.const 108)))"#
+    };
+    let text = format!("abi {version} eos=?");
+    let (params, len, eos) = if version == "0.1.0" {
+        ("(param i32 i32)", 9, "")
+    } else {
+        (
+            "(param i32 i32 i32)",
+            text.len(),
+            "(i32.store8 (i32.const 30) (i32.add (i32.const 48) (local.get 2)))",
+        )
+    };
+    format!(
+        r#"(module {prelude}
+        (data (i32.const 0) "abi")
+        (data (i32.const 16) "{text}")
+        (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+        (func (export "proxy_on_configure") (param i32 i32) (result i32)
+          {configure}
+          (i32.eq (i32.load (i32.const 104)) (i32.const 3)))
+        (func (export "proxy_on_request_headers") {params} (result i32)
+          {eos}
+          (drop (call $local_response (i32.const 200) (i32.const 0) (i32.const 3)
+                                      (i32.const 16) (i32.const {len}) (i32.const 0) (i32.const 0)
+                                      (i32.const -1)))
+          (i32.const 1)))"#
+    )
+}
+
+#[test]
+fn each_abi_version_is_accepted_and_called_with_its_own_signatures() {
+    use host_harness::plugin::AbiVersion;
+    for (version, abi, body) in [
+        ("0.1.0", AbiVersion::V0_1_0, "abi 0.1.0"),
+        ("0.2.0", AbiVersion::V0_2_0, "abi 0.2.0 eos=1"),
+        ("0.2.1", AbiVersion::V0_2_1, "abi 0.2.1 eos=1"),
+    ] {
+        let wasm = wat::parse_str(abi_module(version)).unwrap();
+        let h = Harness::from_binary(&wasm).unwrap();
+        assert_eq!(h.abi_version(), abi);
+        // The configuration reaches on_configure (0.1.0: proxy_get_configuration).
+        assert!(
+            matches!(h.configure(b"toolong"), Err(Error::Rejected { .. })),
+            "{version}"
+        );
+        let mut plugin = h.configure(b"cfg").unwrap();
+        assert_eq!(plugin.abi_version(), abi);
+        let out = plugin.http_request().send().unwrap();
+        let reply = out.local_reply.expect("a local reply");
+        assert_eq!(String::from_utf8_lossy(&reply.body), body, "{version}");
+    }
+}
+
+/// Writes the `abi_module` filters to `$ABI_MODULES_DIR` (as `abi_<version>.wasm`) for the
+/// Envoy run in `e2e/test_conformance.py`; does nothing without it.
+#[test]
+fn abi_modules_for_envoy() {
+    let Some(dir) = std::env::var_os("ABI_MODULES_DIR") else {
+        return;
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    for version in ["0.1.0", "0.2.0", "0.2.1"] {
+        let wasm = wat::parse_str(abi_module(version)).unwrap();
+        let name = format!("abi_{}.wasm", version.replace('.', "_"));
+        std::fs::write(std::path::Path::new(&dir).join(name), wasm).unwrap();
+    }
+}
+
+#[test]
+fn abi_0_1_0_header_callbacks_have_no_end_of_stream_and_continue_request_resumes() {
+    // 0.1.0: proxy_on_request_headers(context, headers) and
+    // proxy_on_response_headers(context, headers); a paused request resumes with
+    // proxy_continue_request.
+    let h = guest_abi(
+        "proxy_abi_version_0_1_0",
+        r#"(import "env" "proxy_continue_request" (func $continue_request (result i32)))"#,
+        r#"
+        (data (i32.const 16) "request_headers")
+        (data (i32.const 32) "response_headers")
+        (global $rq (mut i32) (i32.const 0))
+        (global $rs (mut i32) (i32.const 0))
+        (func (export "proxy_on_configure") (param i32 i32) (result i32)
+          (drop (call $define_metric (i32.const 0) (i32.const 16) (i32.const 15) (i32.const 100)))
+          (global.set $rq (i32.load (i32.const 100)))
+          (drop (call $define_metric (i32.const 0) (i32.const 32) (i32.const 16) (i32.const 100)))
+          (global.set $rs (i32.load (i32.const 100)))
+          (i32.const 1))
+        (func (export "proxy_on_request_headers") (param i32 i32) (result i32)
+          (drop (call $increment_metric (global.get $rq) (i64.extend_i32_u (local.get 1))))
+          (i32.const 1))
+        (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+          (drop (call $continue_request))
+          (i32.const 1))
+        (func (export "proxy_on_response_headers") (param i32 i32) (result i32)
+          (drop (call $increment_metric (global.get $rs) (i64.extend_i32_u (local.get 1))))
+          (i32.const 0))"#,
+    );
+    let mut plugin = h.configure(b"").unwrap();
+    let mut stream = plugin.http_stream().unwrap();
+    let headers = Headers::from_pairs(&[(":method", "POST"), (":path", "/"), (":authority", "a")]);
+    assert_eq!(
+        stream.request_headers(headers, false).unwrap(),
+        Verdict::Pause
+    );
+    assert!(!stream.request_forwarded());
+    assert_eq!(stream.request_body(b"x", true).unwrap(), Verdict::Continue);
+    assert!(stream.request_forwarded());
+    stream
+        .response_headers(Headers::from_pairs(&[(":status", "200")]), true)
+        .unwrap();
+    stream.finish().unwrap();
+    // Four request headers: the three sent and Envoy's x-request-id.
+    assert_eq!(plugin.metrics().counter("request_headers"), Some(4));
+    assert_eq!(plugin.metrics().counter("response_headers"), Some(1));
+}
+
+#[test]
+fn abi_0_2_0_header_callbacks_get_end_of_stream_and_continue_stream_resumes() {
+    let h = guest_abi(
+        "proxy_abi_version_0_2_0",
+        r#"(import "env" "proxy_continue_stream" (func $continue_stream (param i32) (result i32)))"#,
+        r#"
+        (data (i32.const 16) "eos")
+        (global $eos (mut i32) (i32.const 0))
+        (func (export "proxy_on_configure") (param i32 i32) (result i32)
+          (drop (call $define_metric (i32.const 0) (i32.const 16) (i32.const 3) (i32.const 100)))
+          (global.set $eos (i32.load (i32.const 100)))
+          (i32.const 1))
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+          (drop (call $increment_metric (global.get $eos) (i64.extend_i32_u (local.get 2))))
+          (i32.eqz (local.get 2)))
+        (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+          (drop (call $continue_stream (i32.const 0)))
+          (i32.const 1))"#,
+    );
+    let mut plugin = h.configure(b"").unwrap();
+    // With a body: end_of_stream 0, the filter pauses; the body resumes it.
+    let mut stream = plugin.http_stream().unwrap();
+    let headers = Headers::from_pairs(&[(":method", "POST"), (":path", "/"), (":authority", "a")]);
+    assert_eq!(
+        stream.request_headers(headers, false).unwrap(),
+        Verdict::Pause
+    );
+    assert_eq!(stream.request_body(b"x", true).unwrap(), Verdict::Continue);
+    stream.finish().unwrap();
+    // Without: end_of_stream 1, the filter continues.
+    let out = plugin.http_request().send().unwrap();
+    assert_eq!(out.request_action, Action::Continue);
+    assert_eq!(plugin.metrics().counter("eos"), Some(1));
+}
+
+#[test]
+fn a_header_callback_with_another_versions_signature_is_refused() {
+    // A 0.1.0 module with 0.2.x's three-argument request headers callback, and the reverse.
+    for (marker, params) in [
+        ("proxy_abi_version_0_1_0", "(param i32 i32 i32)"),
+        ("proxy_abi_version_0_2_0", "(param i32 i32)"),
+    ] {
+        let h = guest_abi(
+            marker,
+            "",
+            &format!(
+                r#"{CONFIGURE_OK}
+                (func (export "proxy_on_request_headers") {params} (result i32) (i32.const 0))"#
+            ),
+        );
+        match h.configure(b"") {
+            Err(Error::Abi(msg)) => assert!(msg.contains("proxy_on_request_headers"), "{msg}"),
+            other => panic!("{marker}: expected an ABI error, got {:?}", other.err()),
+        }
+    }
+}
+
+/// Which ABI versions Envoy 1.40 provides each version-specific hostcall to (measured: a
+/// module that imports one its version does not get fails to load in Envoy with "missing
+/// import"). The other hostcalls are there for every version.
+const VERSIONED_IMPORTS: &[(&str, &str, &[&str])] = &[
+    (
+        "proxy_get_configuration",
+        "(param i32 i32) (result i32)",
+        &["0_1_0"],
+    ),
+    ("proxy_continue_request", "(result i32)", &["0_1_0"]),
+    ("proxy_continue_response", "(result i32)", &["0_1_0"]),
+    ("proxy_clear_route_cache", "(result i32)", &["0_1_0"]),
+    (
+        "proxy_continue_stream",
+        "(param i32) (result i32)",
+        &["0_2_0", "0_2_1"],
+    ),
+    (
+        "proxy_close_stream",
+        "(param i32) (result i32)",
+        &["0_2_0", "0_2_1"],
+    ),
+    (
+        "proxy_get_log_level",
+        "(param i32) (result i32)",
+        &["0_2_1"],
+    ),
+    ("proxy_resume_http_request", "(result i32)", &[]),
+    ("proxy_resume_http_response", "(result i32)", &[]),
+    (
+        "proxy_get_status",
+        "(param i32 i32 i32) (result i32)",
+        &["0_1_0", "0_2_0", "0_2_1"],
+    ),
+    (
+        "proxy_call_foreign_function",
+        "(param i32 i32 i32 i32 i32 i32) (result i32)",
+        &["0_1_0", "0_2_0", "0_2_1"],
+    ),
+];
+
+#[test]
+fn each_abi_version_gets_the_hostcalls_envoy_gives_it() {
+    for abi in ["0_1_0", "0_2_0", "0_2_1"] {
+        for (name, sig, versions) in VERSIONED_IMPORTS {
+            let text = format!(
+                r#"(module
+                  (import "env" "{name}" (func {sig}))
+                  (memory (export "memory") 1)
+                  (func (export "proxy_abi_version_{abi}"))
+                  (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 4096)))"#
+            );
+            let loaded = Harness::from_binary(&wat::parse_str(text).unwrap());
+            if versions.contains(&abi) {
+                assert!(loaded.is_ok(), "{abi} {name}: {:?}", loaded.err());
+            } else {
+                match loaded {
+                    Err(Error::Abi(msg)) => assert!(msg.contains(name), "{abi} {name}: {msg}"),
+                    other => panic!("{abi} {name}: expected an ABI error, got {:?}", other.err()),
+                }
+            }
+        }
+    }
 }
