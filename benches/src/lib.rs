@@ -4,7 +4,7 @@
 //!
 //! | impl | what |
 //! |---|---|
-//! | `maps` | [`policy_core::lpm::Lpm4`] / [`policy_core::lpm::Lpm6`] (Poptrie) |
+//! | `maps` | [`policy_core::Lpm4`] / [`policy_core::Lpm6`] (Poptrie) |
 //! | `dir24-8` | [`dir24_8::Dir24_8`], the classic line-rate IPv4 table (reference) |
 //! | `prefix-trie` | the `prefix-trie` crate's `PrefixMap` |
 //! | `ip-network-table` | the `ip_network_table` crate (a tree bitmap) |
@@ -18,7 +18,7 @@ pub mod dir24_8;
 
 use ip_network::{Ipv4Network, Ipv6Network};
 use ip_network_table::IpNetworkTable;
-use policy_core::lpm::{Lpm4, Lpm6};
+use policy_core::{Lpm4, Lpm6};
 use policy_core::testgen;
 use prefix_trie::PrefixMap;
 use std::net::{Ipv4Addr, Ipv6Addr};

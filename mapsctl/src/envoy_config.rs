@@ -34,11 +34,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use policy_core::cluster::{cluster_name, edge_cluster};
-use policy_core::{Classifier, Policy};
+use policy_core::{cluster_name, edge_cluster};
+use policy_core::{Classifier, HostPort, Policy};
 use serde_json::{json, Value};
 
 /// Name of the HTTP filter (and of its ECDS resource).
@@ -77,6 +77,10 @@ pub struct Settings {
     /// destination then come from a trusted load balancer in front). Without it the
     /// `original_dst` listener filter recovers the destination of intercepted traffic.
     pub l4_proxy_protocol: bool,
+    /// Accept the PROXY protocol on the HTTP listener (behind a load balancer that
+    /// sends it): `source.address` and `destination.address` then come from the
+    /// header. Connections without one are refused.
+    pub proxy_protocol: bool,
     /// The admin interface: loopback only.
     pub admin: SocketAddr,
     /// Link addresses (`host:port`) by link id; they override the policy's `address`.
@@ -110,6 +114,7 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 10000)),
             listen_l4: Some(SocketAddr::from(([127, 0, 0, 1], 10001))),
             l4_proxy_protocol: false,
+            proxy_protocol: false,
             admin: SocketAddr::from(([127, 0, 0, 1], 9901)),
             links: BTreeMap::new(),
             internet: None,
@@ -211,6 +216,7 @@ pub struct Generated {
 /// File name (inside the output directory) of the names of a generated configuration,
 /// for scripts and tests, so none of them re-implements a naming rule:
 /// `{"policy_version", "headers": {prefix, class, cluster, decision},
+///   "client_address": {"from": "source"} or {"from": "xff", "trusted_hops"},
 ///   "edges": {edge id: edge cluster}, "registrations": {id: {edge, backup, cluster}},
 ///   "clusters": [{name, kind, members}], "default_cluster"}`.
 pub const PLAN_FILE: &str = "plan.json";
@@ -245,42 +251,12 @@ pub fn edge_pairs(classifier: &Classifier, all: bool) -> BTreeSet<(usize, Option
     pairs
 }
 
-/// An upstream address: IP literal or DNS name, and port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct HostPort {
-    host: String,
-    port: u16,
-    ip: bool,
-}
-
+/// An upstream address, read by the policy's own rule ([`HostPort::parse`], the same
+/// one validation applies to a link's `address`).
 fn parse_host_port(what: &str, value: &str) -> Result<HostPort, ConfigError> {
-    let bad = || ConfigError::BadAddress {
+    HostPort::parse(value).ok_or_else(|| ConfigError::BadAddress {
         what: what.to_string(),
         value: value.to_string(),
-    };
-    if let Ok(sa) = value.parse::<SocketAddr>() {
-        return Ok(HostPort {
-            host: sa.ip().to_string(),
-            port: sa.port(),
-            ip: true,
-        });
-    }
-    let (host, port) = value.rsplit_once(':').ok_or_else(bad)?;
-    let port: u16 = port.parse().map_err(|_| bad())?;
-    let name_ok = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        && !host.starts_with('-')
-        && !host.starts_with('.');
-    if port == 0 || !name_ok {
-        return Err(bad());
-    }
-    Ok(HostPort {
-        host: host.to_string(),
-        port,
-        ip: host.parse::<IpAddr>().is_ok(),
     })
 }
 
@@ -678,15 +654,22 @@ pub fn generate(
         ]
     });
 
-    let mut listeners = vec![json!({
+    let proxy_protocol = json!({"name": "envoy.filters.listener.proxy_protocol",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol"}});
+    let mut http_listener = json!({
         "name": "maps_http",
         "address": listen_address(&settings.listen),
         "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}]
-    })];
+    });
+    if settings.proxy_protocol {
+        if let Some(obj) = http_listener.as_object_mut() {
+            obj.insert("listener_filters".into(), json!([proxy_protocol.clone()]));
+        }
+    }
+    let mut listeners = vec![http_listener];
     if let Some(l4) = &settings.listen_l4 {
         let listener_filter = if settings.l4_proxy_protocol {
-            json!({"name": "envoy.filters.listener.proxy_protocol",
-                   "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol"}})
+            proxy_protocol
         } else {
             json!({"name": "envoy.filters.listener.original_dst",
                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"}})
@@ -732,6 +715,7 @@ pub fn generate(
     let names = json!({
         "policy_version": policy_version(policy_json),
         "headers": policy.headers(),
+        "client_address": policy.client_rule(),
         "edges": doc.edges.iter().map(|e| (e.id.clone(), json!(edge_cluster(&e.id)))).collect::<serde_json::Map<_, _>>(),
         "registrations": doc.registrations.iter().enumerate().map(|(i, r)| {
             (r.id.clone(), classifier.route(i).map_or(Value::Null, |route| json!(route)))
@@ -945,6 +929,45 @@ mod tests {
             1
         );
         assert!(g.tcp_ecds.is_none());
+    }
+
+    #[test]
+    fn proxy_protocol_on_the_http_listener() {
+        let g = gen(&Settings::default()).unwrap();
+        let listeners = &g.bootstrap["static_resources"]["listeners"];
+        assert!(listeners[0].get("listener_filters").is_none());
+        let s = Settings {
+            proxy_protocol: true,
+            ..Settings::default()
+        };
+        let g = gen(&s).unwrap();
+        let listeners = &g.bootstrap["static_resources"]["listeners"];
+        assert_eq!(listeners[0]["name"], "maps_http");
+        assert_eq!(
+            listeners[0]["listener_filters"],
+            json!([{"name": "envoy.filters.listener.proxy_protocol",
+                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol"}}])
+        );
+        // The L4 listener keeps its own choice.
+        assert_eq!(
+            listeners[1]["listener_filters"][0]["name"],
+            "envoy.filters.listener.original_dst"
+        );
+    }
+
+    #[test]
+    fn the_plan_names_headers_routes_and_the_client_rule() {
+        let g = gen(&Settings::default()).unwrap();
+        let n = &g.names;
+        assert_eq!(n["policy_version"], policy_version(POLICY));
+        assert_eq!(n["headers"]["cluster"], "x-edge-cluster");
+        assert_eq!(
+            n["client_address"],
+            json!({"from": "xff", "trusted_hops": 1})
+        );
+        assert_eq!(n["edges"]["chi"], "edge_chi");
+        assert_eq!(n["registrations"]["wa"]["cluster"], "maps_sea_chi");
+        assert_eq!(n["default_cluster"], "internet");
     }
 
     #[test]

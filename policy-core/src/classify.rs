@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
+use crate::addr::{canonical, normalize_host, parse_address};
 use crate::cluster;
 use crate::lpm::{Lpm4, Lpm6};
 use crate::policy::{Policy, PrefixState, PrefixValue};
@@ -73,37 +74,6 @@ impl Serialize for Class {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
     }
-}
-
-/// An IPv4-mapped IPv6 address is its IPv4 address (SPEC §3).
-pub fn canonical(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
-        v4 => v4,
-    }
-}
-
-/// Parses an address as proxies write it: `a.b.c.d`, an IPv6 address, either with a
-/// port (`a.b.c.d:port`, `[v6]:port`), surrounding whitespace ignored. IPv4-mapped
-/// IPv6 becomes IPv4.
-///
-/// ```
-/// use policy_core::parse_address;
-/// assert_eq!(parse_address("[::ffff:198.51.100.7]:443").unwrap().to_string(), "198.51.100.7");
-/// assert!(parse_address("not-an-address").is_none());
-/// ```
-pub fn parse_address(text: &str) -> Option<IpAddr> {
-    let t = text.trim();
-    if let Ok(a) = t.parse::<IpAddr>() {
-        return Some(canonical(a));
-    }
-    if let Ok(sa) = t.parse::<core::net::SocketAddr>() {
-        return Some(canonical(sa.ip()));
-    }
-    None
 }
 
 #[derive(Debug, Clone)]
@@ -407,7 +377,7 @@ impl Classifier {
             }
         }
         let host = host?;
-        let norm = crate::validate::normalize_host(host);
+        let norm = normalize_host(host);
         if let Some(a) = parse_address(&norm) {
             return self
                 .dest_lookup(a)

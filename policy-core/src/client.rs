@@ -8,7 +8,7 @@
 /// are the header's values in order (several headers read as one list).
 ///
 /// ```
-/// use policy_core::client::xff_client;
+/// use policy_core::xff_client;
 /// assert_eq!(xff_client(["198.51.100.7, 192.0.2.1"], 1), Some("198.51.100.7"));
 /// assert_eq!(xff_client(["6.6.6.6, 198.51.100.7, 192.0.2.1"], 1), Some("198.51.100.7"));
 /// assert_eq!(xff_client(["198.51.100.7"], 1), None);

@@ -15,7 +15,7 @@
 //! case hex). `sea` → `sea`, `new_york` → `new~5Fyork`.
 //!
 //! ```
-//! use policy_core::cluster::cluster_name;
+//! use policy_core::cluster_name;
 //! assert_eq!(cluster_name("sea", Some("chi")), "maps_sea_chi");
 //! assert_eq!(cluster_name("sea", None), "maps_sea");
 //! assert_eq!(cluster_name("new_york", Some("a.b")), "maps_new~5Fyork_a~2Eb");
@@ -41,7 +41,7 @@ pub fn cluster_name(edge: &str, backup: Option<&str>) -> String {
 /// [`cluster_name`]): the first priority of every `maps_<edge>…` aggregate.
 ///
 /// ```
-/// use policy_core::cluster::edge_cluster;
+/// use policy_core::edge_cluster;
 /// assert_eq!(edge_cluster("sea"), "edge_sea");
 /// assert_eq!(edge_cluster("new_york"), "edge_new~5Fyork");
 /// ```

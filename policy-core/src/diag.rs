@@ -321,3 +321,8 @@ impl fmt::Display for Report {
 
 #[cfg(feature = "std")]
 impl std::error::Error for Report {}
+
+/// Orders diagnostics as they appear in the source (stable; unplaced ones last).
+pub fn sort_by_position(diags: &mut [Diagnostic]) {
+    diags.sort_by_key(|d| (d.line.is_none(), d.line, d.column));
+}

@@ -9,7 +9,8 @@ use alloc::vec::Vec;
 use core::fmt::{self, Write as _};
 use serde::Serialize;
 
-use crate::classify::{parse_address, Class, Classifier, DestinationMatch};
+use crate::addr::parse_address;
+use crate::classify::{Class, Classifier, DestinationMatch};
 use crate::policy::PrefixState;
 use crate::select::Reason;
 

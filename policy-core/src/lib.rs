@@ -63,33 +63,75 @@
 
 extern crate alloc;
 
-pub mod classify;
-pub mod client;
-pub mod cluster;
-pub mod diag;
-pub mod explain;
-pub mod locations;
-pub mod lpm;
-pub mod model;
-pub mod packed;
-pub mod parse;
-pub mod policy;
-pub mod select;
+// Leaves first: each imports nothing above it (no import circles).
+mod addr;
+mod client;
+mod cluster;
+mod diag;
+mod locations;
+mod lpm;
+mod model;
+mod packed;
+mod state;
+mod text;
+// Then the stages: parse → validate → policy → (select) → classify → explain / trace.
+mod classify;
+mod explain;
+mod parse;
+mod policy;
+mod select;
+/// Synthetic policies of any size, for benchmarks and load tests (feature `testgen`).
 #[cfg(feature = "testgen")]
 pub mod synth;
+/// Seeded prefix tables and lookup streams shared by tests and benches, with their
+/// naive reference models (feature `testgen`).
 #[cfg(feature = "testgen")]
 pub mod testgen;
-pub mod text;
-pub mod trace;
-pub mod validate;
+mod trace;
+mod validate;
 
+// ---- the public API: every item with a doc line of its own ----------------------------
+
+/// Reading addresses and host names: IPv4-mapped IPv6 as IPv4, `host:port`.
+pub use addr::{canonical, normalize_host, parse_address, HostPort};
+/// The compiled classifier, its decisions and their classes; routes to Envoy clusters.
 pub use classify::{
-    parse_address, Class, Classifier, Decision, DecisionLine, DestinationMatch, Route,
+    decision_line_json, Class, Classifier, Decision, DecisionLine, DestinationMatch, Route,
 };
-pub use diag::{Code, Diagnostic, Report, Severity, Summary};
-pub use model::PolicyDocument;
-pub use policy::{ClientRule, HeaderNames, Policy, PrefixCounts, PrefixState};
-pub use validate::{validate, Validated};
+/// Which `x-forwarded-for` entry is the client.
+pub use client::xff_client;
+/// Envoy cluster names: `maps_<edge>[_<backup>]` aggregates, `edge_<edge>` link clusters.
+pub use cluster::{cluster_name, edge_cluster};
+/// Validation findings: codes, severities, the report and the policy summary.
+pub use diag::{Code, Diagnostic, Report, Severity, Summary, TELEMETRY_USD_PER_PREFIX};
+/// A person-readable account of one decision.
+pub use explain::{EdgeView, Explanation, PrefixMatch, SiteView};
+/// The built-in Azure Peering Service locations.
+pub use locations::{find as find_location, names as location_names, Location, LocationKind};
+/// Longest-prefix-match tables (IPv4 and IPv6), usable on their own.
+pub use lpm::{Lpm4, Lpm6};
+/// The policy document, version 1, as written in JSON (SPEC §2).
+pub use model::{
+    AddressSource, ClientAddress, Destination, Edge, Link, Options, PolicyDocument, PrefixEntry,
+    Provider, Registration,
+};
+/// The packed prefix table (`prefix_table`) and its records.
+pub use packed::{encode as encode_packed, PackError, PackedTable, Record as PackedRecord};
+/// Bytes or text to a document, with every shape error.
+pub use parse::{parse_bytes, parse_str};
+/// The validated policy and what it resolves for adapters.
+pub use policy::{
+    pack_policy, Backup, ClientRule, HeaderNames, Policy, PrefixCounts, RegisteredPrefix, Site,
+    MAX_REGISTRATIONS,
+};
+/// Cold-potato edge order: candidates, why each is where it is, great-circle distance.
+pub use select::{edge_order, haversine_km, Candidate, Reason};
+/// Azure's prefix validation states.
+pub use state::PrefixState;
+/// Trace lines in, decision lines out (SPEC §5).
+pub use trace::{decide_line, error_line, parse_line, TraceLine};
+/// Validation: document → policy, every problem with code, JSON Pointer, line.
+pub use validate::{validate, Validated, MAX_PER_CODE};
 
 /// A policy text's version: 64-bit FNV-1a of its bytes, in hex. The same text always
 /// has the same version; Envoy shows it as the ECDS `version_text`.
@@ -97,13 +139,13 @@ pub use validate::{validate, Validated};
 /// ```
 /// assert_eq!(policy_core::policy_version(b""), "cbf29ce484222325");
 /// ```
-pub fn policy_version(text: &[u8]) -> String {
+pub fn policy_version(text: &[u8]) -> alloc::string::String {
     alloc::format!("{:016x}", select::fnv1a(text))
 }
 
 /// A loaded policy: the compiled classifier and the report (warnings only).
 #[derive(Debug, Clone)]
-pub struct Engine {
+pub struct LoadedPolicy {
     /// The compiled classifier.
     pub classifier: Classifier,
     /// The validation report (valid; may carry warnings).
@@ -116,17 +158,17 @@ pub struct Engine {
 /// classifier is lean ([`Classifier::lean`]). The price: diagnostics carry their JSON
 /// Pointer but no line and column, and `explain` does not list less specific prefixes.
 #[allow(clippy::result_large_err)]
-pub fn load_owned(bytes: alloc::vec::Vec<u8>, strict: bool) -> Result<Engine, Report> {
-    let doc = match parse::parse_bytes(&bytes) {
+pub fn load_owned(bytes: alloc::vec::Vec<u8>, strict: bool) -> Result<LoadedPolicy, Report> {
+    let doc = match parse_bytes(&bytes) {
         Ok(doc) => doc,
         Err(diags) => return Err(Report::new(diags, None, strict)),
     };
     drop(bytes);
     let (mut diags, summary, policy) = validate::check_document_with(doc, false);
-    validate::sort_by_position(&mut diags);
+    diag::sort_by_position(&mut diags);
     let report = Report::new(diags, Some(summary), strict);
     match policy {
-        Some(policy) if report.valid => Ok(Engine {
+        Some(policy) if report.valid => Ok(LoadedPolicy {
             classifier: Classifier::lean(policy),
             report,
         }),
@@ -140,10 +182,10 @@ pub fn load_owned(bytes: alloc::vec::Vec<u8>, strict: bool) -> Result<Engine, Re
 /// Errors: the report, with every diagnostic (never a partial policy).
 // The report is the whole point of the error path, which is cold: no need to box it.
 #[allow(clippy::result_large_err)]
-pub fn load(bytes: &[u8], strict: bool) -> Result<Engine, Report> {
+pub fn load(bytes: &[u8], strict: bool) -> Result<LoadedPolicy, Report> {
     let v = validate(bytes, strict);
     match v.policy {
-        Some(policy) if v.report.valid => Ok(Engine {
+        Some(policy) if v.report.valid => Ok(LoadedPolicy {
             classifier: Classifier::new(policy),
             report: v.report,
         }),

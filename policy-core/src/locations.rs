@@ -309,7 +309,7 @@ static ALIASES: &[(&str, &str)] = &[
 /// whitespace.
 ///
 /// ```
-/// use policy_core::locations::{find, LocationKind};
+/// use policy_core::{find_location as find, LocationKind};
 ///
 /// let wa = find("  washington ").unwrap();
 /// assert_eq!(wa.name, "Washington");
@@ -333,11 +333,11 @@ pub fn find(name: &str) -> Option<&'static Location> {
 /// Every location name, then every alias, for "did you mean" suggestions.
 ///
 /// ```
-/// use policy_core::locations::names;
+/// use policy_core::location_names;
 ///
-/// assert!(names().any(|n| n == "Japan"));
-/// assert!(names().any(|n| n == "UK"));
-/// assert!(!names().any(|n| n == "United States"));
+/// assert!(location_names().any(|n| n == "Japan"));
+/// assert!(location_names().any(|n| n == "UK"));
+/// assert!(!location_names().any(|n| n == "United States"));
 /// ```
 pub fn names() -> impl Iterator<Item = &'static str> {
     LOCATIONS

@@ -26,7 +26,7 @@ use core::net::{Ipv4Addr, Ipv6Addr};
 use base64::Engine as _;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use crate::policy::PrefixState;
+use crate::state::PrefixState;
 
 const MAGIC: &[u8; 4] = b"MAPT";
 const VERSION: u8 = 1;
@@ -175,7 +175,8 @@ impl<'de> serde::Deserialize<'de> for PackedTable {
 }
 
 /// Decodes the base64 text of a `prefix_table` into its bytes.
-pub fn decode_text(text: &str) -> Result<Vec<u8>, PackError> {
+#[cfg(test)]
+fn decode_text(text: &str) -> Result<Vec<u8>, PackError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
         .map_err(|_| PackError::Base64)?;
@@ -281,48 +282,6 @@ impl Iterator for Records<'_> {
             net,
         }))
     }
-}
-
-/// The same policy with every registered prefix moved into a packed `prefix_table`
-/// (prefixes already packed stay). Decisions are unchanged; only the encoding is.
-///
-/// ```
-/// let text = br#"{"version": 1, "edges": [{"id": "sea", "lat": 47.6, "lon": -122.3, "links": [{"id": "sea-1"}]}],
-///   "registrations": [{"id": "r", "location": "Washington",
-///     "prefixes": [{"prefix": "20.1.0.0/16", "state": "Verified", "telemetry": true}]}]}"#;
-/// let policy = policy_core::validate(text, false).policy.unwrap();
-/// let doc = policy_core::packed::pack_policy(&policy);
-/// assert!(doc.registrations[0].prefixes.is_empty());
-/// let packed = serde_json::to_vec(&doc).unwrap();
-/// let engine = policy_core::load(&packed, false).unwrap();
-/// assert_eq!(engine.classifier.classify_text("20.1.2.3", None, None).edge(), Some("sea"));
-/// ```
-pub fn pack_policy(policy: &crate::Policy) -> crate::PolicyDocument {
-    let mut doc = policy.document().clone();
-    let mut recs: Vec<Record> = Vec::with_capacity(policy.prefix_count());
-    for p in policy.registered_prefixes() {
-        let has_key = doc
-            .registrations
-            .get(p.registration)
-            .and_then(|r| r.prefixes.get(p.index))
-            .is_some_and(|e| e.key.is_some());
-        recs.push(Record {
-            registration: p.registration as u32,
-            state: p.state,
-            telemetry: p.telemetry,
-            has_key,
-            net: p.net,
-        });
-    }
-    if let Some(Ok(old)) = doc.prefix_table.as_ref().map(PackedTable::records) {
-        recs.extend(old.filter_map(Result::ok));
-    }
-    recs.sort_by_key(|r| r.registration);
-    for r in &mut doc.registrations {
-        r.prefixes.clear();
-    }
-    doc.prefix_table = Some(PackedTable::from_records(&recs));
-    doc
 }
 
 #[cfg(test)]

@@ -26,9 +26,9 @@ use crate::text::{closest, line_col, locate, push_token};
 /// On failure, returns every diagnostic found (at least one), with lines filled in.
 ///
 /// ```
-/// let doc = policy_core::parse::parse_bytes(br#"{"version": 1}"#).unwrap();
+/// let doc = policy_core::parse_bytes(br#"{"version": 1}"#).unwrap();
 /// assert_eq!(doc.version, 1);
-/// let errs = policy_core::parse::parse_bytes(br#"{"version": 1, "edgez": []}"#).unwrap_err();
+/// let errs = policy_core::parse_bytes(br#"{"version": 1, "edgez": []}"#).unwrap_err();
 /// assert_eq!(errs[0].code.as_str(), "unknown-field");
 /// assert_eq!(errs[0].path, "/edgez");
 /// ```
@@ -87,7 +87,7 @@ pub fn parse_str(text: &str) -> Result<PolicyDocument, Vec<Diagnostic>> {
         diags.push(data_error("", &first));
     }
     fill_lines(text, &mut diags);
-    crate::validate::sort_by_position(&mut diags);
+    crate::diag::sort_by_position(&mut diags);
     Err(diags)
 }
 

@@ -4,69 +4,13 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
+
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::model::PolicyDocument;
-
-/// Azure's `prefixValidationState` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum PrefixState {
-    /// No validation has happened.
-    None,
-    /// The prefix failed validation as invalid.
-    Invalid,
-    /// Validated: the customer owns the prefix.
-    Verified,
-    /// Validation failed.
-    Failed,
-    /// Validation is in progress.
-    Pending,
-    /// Validated with a warning.
-    Warning,
-    /// The state is unknown.
-    Unknown,
-}
-
-impl PrefixState {
-    /// Every state, as Azure spells it.
-    pub const ALL: [PrefixState; 7] = [
-        PrefixState::None,
-        PrefixState::Invalid,
-        PrefixState::Verified,
-        PrefixState::Failed,
-        PrefixState::Pending,
-        PrefixState::Warning,
-        PrefixState::Unknown,
-    ];
-
-    /// Azure's spelling.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            PrefixState::None => "None",
-            PrefixState::Invalid => "Invalid",
-            PrefixState::Verified => "Verified",
-            PrefixState::Failed => "Failed",
-            PrefixState::Pending => "Pending",
-            PrefixState::Warning => "Warning",
-            PrefixState::Unknown => "Unknown",
-        }
-    }
-
-    /// Parses Azure's spelling (exact case).
-    pub fn from_name(s: &str) -> Option<PrefixState> {
-        PrefixState::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
-    pub(crate) const fn bit(self) -> u8 {
-        1 << (self as u8)
-    }
-
-    pub(crate) const fn index(self) -> u32 {
-        self as u32
-    }
-}
+use crate::packed::Record;
+pub use crate::state::PrefixState;
 
 /// Most registrations a policy may have: the LPM tables carry the registration
 /// index in 20 bits of their value.
@@ -106,12 +50,6 @@ impl PrefixValue {
 
     pub(crate) fn len(self) -> u8 {
         (self.0 & 0xff) as u8
-    }
-}
-
-impl fmt::Display for PrefixState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -367,4 +305,50 @@ impl ClientRule {
     pub fn reads_xff(self) -> bool {
         matches!(self, ClientRule::Xff { .. })
     }
+}
+
+/// The same policy with every registered prefix moved into a packed `prefix_table`
+/// (prefixes already packed stay). Decisions are unchanged; only the encoding is.
+///
+/// ```
+/// let text = br#"{"version": 1, "edges": [{"id": "sea", "lat": 47.6, "lon": -122.3, "links": [{"id": "sea-1"}]}],
+///   "registrations": [{"id": "r", "location": "Washington",
+///     "prefixes": [{"prefix": "20.1.0.0/16", "state": "Verified", "telemetry": true}]}]}"#;
+/// let policy = policy_core::validate(text, false).policy.unwrap();
+/// let doc = policy_core::pack_policy(&policy);
+/// assert!(doc.registrations[0].prefixes.is_empty());
+/// let packed = serde_json::to_vec(&doc).unwrap();
+/// let engine = policy_core::load(&packed, false).unwrap();
+/// assert_eq!(engine.classifier.classify_text("20.1.2.3", None, None).edge(), Some("sea"));
+/// ```
+pub fn pack_policy(policy: &Policy) -> PolicyDocument {
+    let mut doc = policy.document().clone();
+    let mut recs: Vec<Record> = Vec::with_capacity(policy.prefix_count());
+    for p in policy.registered_prefixes() {
+        let has_key = doc
+            .registrations
+            .get(p.registration)
+            .and_then(|r| r.prefixes.get(p.index))
+            .is_some_and(|e| e.key.is_some());
+        recs.push(Record {
+            registration: p.registration as u32,
+            state: p.state,
+            telemetry: p.telemetry,
+            has_key,
+            net: p.net,
+        });
+    }
+    if let Some(Ok(old)) = doc
+        .prefix_table
+        .as_ref()
+        .map(crate::packed::PackedTable::records)
+    {
+        recs.extend(old.filter_map(Result::ok));
+    }
+    recs.sort_by_key(|r| r.registration);
+    for r in &mut doc.registrations {
+        r.prefixes.clear();
+    }
+    doc.prefix_table = Some(crate::packed::PackedTable::from_records(&recs));
+    doc
 }

@@ -20,7 +20,7 @@ pub const EARTH_RADIUS_KM: f64 = 6371.0088;
 ///
 /// ```
 /// // Seattle to Chicago, about 2,800 km.
-/// let d = policy_core::select::haversine_km(47.6062, -122.3321, 41.8781, -87.6298);
+/// let d = policy_core::haversine_km(47.6062, -122.3321, 41.8781, -87.6298);
 /// assert!((d - 2795.0).abs() < 10.0);
 /// ```
 pub fn haversine_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
@@ -143,7 +143,7 @@ pub(crate) fn mix64(mut z: u64) -> u64 {
 /// The client's hash for rendezvous: FNV-1a over the address bytes (4 for IPv4,
 /// 16 for IPv6; an IPv4-mapped IPv6 address is its IPv4 address).
 pub fn client_hash(addr: IpAddr) -> u64 {
-    match crate::classify::canonical(addr) {
+    match crate::addr::canonical(addr) {
         IpAddr::V4(a) => fnv1a(&a.octets()),
         IpAddr::V6(a) => fnv1a(&a.octets()),
     }

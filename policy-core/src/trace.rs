@@ -52,10 +52,10 @@ pub fn error_line(n: u64, message: &str) -> String {
 /// ```
 /// let engine = policy_core::load(br#"{"version": 1}"#, false).unwrap();
 /// let mut out = String::new();
-/// assert!(policy_core::trace::decide_line(&engine.classifier, 1, r#"{"src": "192.0.2.1"}"#, &mut out));
+/// assert!(policy_core::decide_line(&engine.classifier, 1, r#"{"src": "192.0.2.1"}"#, &mut out));
 /// assert_eq!(out, r#"{"src":"192.0.2.1","class":"unregistered"}"#);
 /// out.clear();
-/// assert!(!policy_core::trace::decide_line(&engine.classifier, 2, "nope", &mut out));
+/// assert!(!policy_core::decide_line(&engine.classifier, 2, "nope", &mut out));
 /// assert!(out.starts_with(r#"{"line":2,"error":"#));
 /// ```
 pub fn decide_line(c: &Classifier, n: u64, text: &str, out: &mut String) -> bool {

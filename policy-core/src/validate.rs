@@ -8,9 +8,10 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use core::net::{Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+use crate::addr::{normalize_host, HostPort};
 use crate::diag::{Code, Diagnostic, Report, Summary, TELEMETRY_USD_PER_PREFIX};
 use crate::locations;
 use crate::model::{AddressSource, PolicyDocument};
@@ -52,15 +53,10 @@ pub fn validate(bytes: &[u8], strict: bool) -> Validated {
     if let Ok(text) = core::str::from_utf8(bytes) {
         parse::fill_lines(text, &mut diags);
     }
-    sort_by_position(&mut diags);
+    crate::diag::sort_by_position(&mut diags);
     let report = Report::new(diags, Some(summary), strict);
     let policy = if report.valid { policy } else { None };
     Validated { report, policy }
-}
-
-/// Orders diagnostics as they appear in the source (stable; unplaced ones last).
-pub fn sort_by_position(diags: &mut [Diagnostic]) {
-    diags.sort_by_key(|d| (d.line.is_none(), d.line, d.column));
 }
 
 /// Validates a parsed document. Returns the diagnostics (default severities, no line
@@ -375,7 +371,7 @@ impl Checker {
                     link_ids.insert(&l.id, lbase.clone());
                 }
                 if let Some(addr) = &l.address {
-                    if !valid_host_port(addr) {
+                    if HostPort::parse(addr).is_none() {
                         self.push(
                             Diagnostic::new(
                                 Code::MalformedAddress,
@@ -1138,21 +1134,6 @@ pub fn documentation(net: &IpNet) -> Option<&'static str> {
     })
 }
 
-/// Lowercase, without a trailing dot or port (SPEC §3).
-pub fn normalize_host(host: &str) -> String {
-    let h = host.trim();
-    let h = if let Some(rest) = h.strip_prefix('[') {
-        // [v6]:port
-        rest.split(']').next().unwrap_or(rest)
-    } else if h.matches(':').count() == 1 {
-        h.split(':').next().unwrap_or(h)
-    } else {
-        h
-    };
-    let h = h.strip_suffix('.').unwrap_or(h);
-    h.to_ascii_lowercase()
-}
-
 fn valid_hostname(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
@@ -1165,18 +1146,4 @@ fn valid_hostname(name: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
-}
-
-fn valid_host_port(s: &str) -> bool {
-    if let Ok(_sa) = s.parse::<core::net::SocketAddr>() {
-        return true;
-    }
-    match s.rsplit_once(':') {
-        Some((host, port)) => {
-            port.parse::<u16>().is_ok_and(|p| p > 0)
-                && (valid_hostname(host) || host.parse::<IpAddr>().is_ok())
-                && !host.contains(':')
-        }
-        None => false,
-    }
 }

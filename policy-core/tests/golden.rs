@@ -121,7 +121,7 @@ fn scenario_traces_give_their_golden_decisions() {
             if line.trim().is_empty() {
                 continue;
             }
-            policy_core::trace::decide_line(&engine.classifier, i as u64 + 1, line, &mut out);
+            policy_core::decide_line(&engine.classifier, i as u64 + 1, line, &mut out);
             out.push('\n');
         }
         check(&dir.join("decisions.golden.jsonl"), &out);

@@ -201,7 +201,7 @@ fn naive(policy: &Value, src: IpAddr, dst: Option<IpAddr>, host: Option<&str>) -
         .filter(|&i| usable(i) && !order.contains(&i))
         .map(|i| {
             let e = &edges[i];
-            let km = policy_core::select::haversine_km(
+            let km = policy_core::haversine_km(
                 rlat,
                 rlon,
                 e["lat"].as_f64().unwrap(),
@@ -348,7 +348,7 @@ proptest! {
         let bytes = serde_json::to_vec(&to_policy(&spec)).unwrap();
         let v = policy_core::validate(&bytes, false);
         prop_assume!(v.report.valid);
-        let packed = serde_json::to_vec(&policy_core::packed::pack_policy(v.policy.as_ref().unwrap())).unwrap();
+        let packed = serde_json::to_vec(&policy_core::pack_policy(v.policy.as_ref().unwrap())).unwrap();
         let p = policy_core::validate(&packed, false);
         prop_assert!(p.report.valid, "{}", p.report);
         prop_assert_eq!(&p.report.summary, &v.report.summary);
@@ -362,8 +362,8 @@ proptest! {
 
 #[test]
 fn packed_tables_report_problems_per_record_and_cap_floods() {
-    use policy_core::packed::{encode, Record};
     use policy_core::PrefixState;
+    use policy_core::{encode_packed as encode, PackedRecord as Record};
     let mut recs: Vec<Record> = (0..500u32)
         .map(|i| Record {
             registration: 0,
@@ -405,7 +405,7 @@ fn packed_tables_report_problems_per_record_and_cap_floods() {
     };
     assert_eq!(
         count("ipv6-prefix"),
-        policy_core::validate::MAX_PER_CODE + 1,
+        policy_core::MAX_PER_CODE + 1,
         "500 IPv6 warnings are capped, plus one line that says how many more"
     );
     assert!(v

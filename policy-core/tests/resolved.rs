@@ -2,14 +2,14 @@
 //! and packed prefixes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use policy_core::cluster::cluster_name;
+use policy_core::cluster_name;
 use policy_core::{ClientRule, PrefixState};
 
 const DEMO: &[u8] = include_bytes!("../../fixtures/demo/policy.json");
 
 fn packed_demo() -> Vec<u8> {
     let policy = policy_core::validate(DEMO, false).policy.unwrap();
-    let doc = policy_core::packed::pack_policy(&policy);
+    let doc = policy_core::pack_policy(&policy);
     serde_json::to_vec(&doc).unwrap()
 }
 
@@ -22,7 +22,7 @@ fn telemetry_follows_the_matched_prefix() {
         {"prefix": "20.2.0.0/16", "state": "Verified"}]}]}"#;
     for bytes in [text.to_vec(), {
         let p = policy_core::validate(text, false).policy.unwrap();
-        serde_json::to_vec(&policy_core::packed::pack_policy(&p)).unwrap()
+        serde_json::to_vec(&policy_core::pack_policy(&p)).unwrap()
     }] {
         let engine = policy_core::load(&bytes, false).unwrap();
         let c = &engine.classifier;

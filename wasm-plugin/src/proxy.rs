@@ -34,7 +34,6 @@ use metrics::Metrics;
 /// The root id that selects the L4 network filter.
 pub const NETWORK_ROOT_ID: &str = "maps_tcp";
 
-
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
     proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
@@ -59,7 +58,7 @@ pub(crate) fn property_text(path: &[&str]) -> Option<String> {
 /// name and rule (headers, client address, routes) is the policy's own
 /// (`policy_core::Policy`): nothing is derived here.
 pub(crate) struct Loaded {
-    pub engine: policy_core::Engine,
+    pub engine: policy_core::LoadedPolicy,
     /// Counts successful loads in this VM (1 = first policy).
     pub generation: u32,
     /// Whether the host wants debug lines (read at configure time: a per-request debug
@@ -68,7 +67,7 @@ pub(crate) struct Loaded {
 }
 
 impl Loaded {
-    fn new(engine: policy_core::Engine, generation: u32) -> Loaded {
+    fn new(engine: policy_core::LoadedPolicy, generation: u32) -> Loaded {
         Loaded {
             generation,
             debug: matches!(

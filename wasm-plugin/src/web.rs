@@ -7,7 +7,7 @@
 //!
 //! ```text
 //!   validate(policy, {strict})          ─▶ policy_core::validate   ─▶ Report
-//!   new PolicyEngine(policy, {strict})  ─▶ policy_core::load       ─▶ Engine | Error{report}
+//!   new PolicyEngine(policy, {strict})  ─▶ policy_core::load       ─▶ LoadedPolicy | Error{report}
 //!     .classify(src, {dst, host})       ─▶ Classifier::classify_text ─▶ DecisionLine
 //!     .classifyTrace(jsonLines)         ─▶ trace::decide_line      ─▶ decision JSON Lines
 //!     .explain(src, {dst, host})        ─▶ Classifier::explain     ─▶ Explanation + text
@@ -23,18 +23,15 @@
 //! (`TS_TYPES`) and attached to each export with `unchecked_return_type` /
 //! `unchecked_param_type`; they mirror the serde shapes of `policy-core` exactly.
 
-use policy_core::explain::Explanation;
-use policy_core::select::Reason;
-use policy_core::{Classifier, DecisionLine, Engine, Report, Summary};
+use policy_core::Explanation;
+use policy_core::Reason;
+use policy_core::{Classifier, DecisionLine, LoadedPolicy, Report, Summary};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
+// Held to `policy-core`'s vocabulary by the tests at the end of this file.
 #[wasm_bindgen(typescript_custom_section)]
-const TS_SECTION: &'static str = TS_TYPES;
-
-/// The TypeScript types of the module (see the module doc; held to `policy-core`'s
-/// vocabulary by the tests below).
-const TS_TYPES: &str = r#"
+const TS_TYPES: &'static str = r#"
 /** Options of `validate` and of the `PolicyEngine` constructor. */
 export interface ValidateOptions {
   /** Treat the MAPS-readiness warnings as errors (`mapsctl validate --strict`). */
@@ -437,7 +434,7 @@ fn policy_error(report: &Report) -> JsValue {
 /// A loaded policy: the compiled classifier of `policy-core`.
 #[wasm_bindgen]
 pub struct PolicyEngine {
-    engine: Engine,
+    engine: LoadedPolicy,
 }
 
 /// A candidate edge, for JS.
@@ -558,7 +555,11 @@ impl PolicyEngine {
     }
 
     /// The prefix states that make traffic eligible under this policy.
-    #[wasm_bindgen(getter, js_name = "eligibleStates", unchecked_return_type = "PrefixState[]")]
+    #[wasm_bindgen(
+        getter,
+        js_name = "eligibleStates",
+        unchecked_return_type = "PrefixState[]"
+    )]
     pub fn eligible_states(&self) -> Result<JsValue, WebError> {
         let states: Vec<&str> = self
             .classifier()
@@ -618,7 +619,7 @@ impl PolicyEngine {
                 continue;
             }
             let n = u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1);
-            policy_core::trace::decide_line(self.classifier(), n, text, &mut out);
+            policy_core::decide_line(self.classifier(), n, text, &mut out);
             out.push('\n');
         }
         out
@@ -736,8 +737,11 @@ impl PolicyEngine {
 /// the other way round) fails `cargo test`.
 #[cfg(test)]
 mod tests {
-    use super::TS_TYPES;
     use policy_core::{Class, Code, PrefixState};
+
+    /// This file's text: `TS_TYPES` is consumed by wasm-bindgen's macro, so the test
+    /// reads the section from the source itself.
+    const TS_TYPES: &str = include_str!("web.rs");
 
     /// The string members of the union type `name` in `TS_TYPES`.
     fn union(name: &str) -> Vec<String> {
@@ -762,7 +766,10 @@ mod tests {
 
     #[test]
     fn prefix_states_match_policy_core() {
-        let rust: Vec<String> = PrefixState::ALL.iter().map(|s| s.as_str().to_string()).collect();
+        let rust: Vec<String> = PrefixState::ALL
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect();
         assert_eq!(union("PrefixState"), rust);
     }
 

@@ -21,7 +21,7 @@ use std::hint::black_box;
 use std::net::IpAddr;
 use std::time::Instant;
 
-use policy_core::lpm::{Lpm4, Lpm6};
+use policy_core::{Lpm4, Lpm6};
 use policy_core::{testgen, Classifier};
 use serde_json::{json, Value};
 
@@ -172,7 +172,7 @@ pub fn lpm_v6(s: Sizes) -> Value {
 /// The synthetic policy and its address stream (as `mapsctl bench`): (classifier,
 /// prefixes, policy JSON bytes, load ms, addresses).
 fn synthetic(s: Sizes) -> Result<(Classifier, usize, usize, f64, Vec<IpAddr>), String> {
-    let base = policy_core::parse::parse_str(DEMO)
+    let base = policy_core::parse_str(DEMO)
         .map_err(|_| "the demo policy does not parse".to_string())?;
     let doc = policy_core::synth::synthetic_policy(&base, s.v4, s.v6, 1000, POLICY_SEED);
     let text = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
@@ -230,7 +230,7 @@ fn pass_publish(c: &Classifier, q: &[String]) -> u64 {
     black_box(q).iter().fold(0u64, |s, a| {
         let d = c.classify_text(a, None, Some(HOST));
         let cluster = d.cluster();
-        let line = policy_core::classify::decision_line_json(a, &d);
+        let line = policy_core::decision_line_json(a, &d);
         s.wrapping_add((cluster.map_or(0, str::len) + line.len()) as u64)
     })
 }
@@ -243,7 +243,7 @@ pub fn publish(s: Sizes) -> Result<Value, String> {
     for a in &q {
         let d = c.classify_text(a, None, Some(HOST));
         h.bytes(d.cluster().unwrap_or_default().as_bytes());
-        h.bytes(policy_core::classify::decision_line_json(a, &d).as_bytes());
+        h.bytes(policy_core::decision_line_json(a, &d).as_bytes());
     }
     let (ns, best, warm) = time_passes(q.len(), s.reps, || pass_publish(&c, &q));
     Ok(json!({"prefixes": prefixes, "decisions": q.len(),

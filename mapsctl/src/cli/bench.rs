@@ -92,7 +92,7 @@ pub fn run(a: &Args) -> u8 {
         match pe.classify(&s, None, host) {
             Ok(line) => {
                 let native = c.classify(*addr, None, host);
-                if line == policy_core::classify::decision_line_json(&s, &native) {
+                if line == policy_core::decision_line_json(&s, &native) {
                     same += 1;
                 }
             }

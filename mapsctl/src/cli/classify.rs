@@ -5,9 +5,7 @@
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 
-use policy_core::trace;
-
-use super::{load_policy, Engine};
+use super::{load_policy, Implementation};
 
 /// Turns one trace line (number, text) into one output line; false when malformed.
 type Decide<'a> = dyn FnMut(u64, &str, &mut String) -> bool + 'a;
@@ -15,7 +13,7 @@ type Decide<'a> = dyn FnMut(u64, &str, &mut String) -> bool + 'a;
 pub fn run(
     policy: &Path,
     trace: Option<&Path>,
-    engine: Engine,
+    engine: Implementation,
     plugin: Option<&Path>,
     fail_on_error: bool,
 ) -> u8 {
@@ -36,11 +34,11 @@ pub fn run(
     };
     // Each engine turns one trace line (number, text) into one output line.
     let mut decide: Box<Decide> = match engine {
-        Engine::Native => {
+        Implementation::Native => {
             let c = &native.classifier;
-            Box::new(move |n, text, out| trace::decide_line(c, n, text, out))
+            Box::new(move |n, text, out| policy_core::decide_line(c, n, text, out))
         }
-        Engine::Plugin => {
+        Implementation::Plugin => {
             let path = match plugin {
                 Some(p) => p.to_path_buf(),
                 None => crate::replay::default_plugin_path(),
@@ -52,19 +50,19 @@ pub fn run(
                     return 2;
                 }
             };
-            Box::new(move |n, text, out| match trace::parse_line(text) {
+            Box::new(move |n, text, out| match policy_core::parse_line(text) {
                 Ok(t) => match pe.classify(&t.src, t.dst.as_deref(), t.host.as_deref()) {
                     Ok(line) => {
                         out.push_str(&line);
                         true
                     }
                     Err(e) => {
-                        out.push_str(&trace::error_line(n, &format!("plugin: {e:#}")));
+                        out.push_str(&policy_core::error_line(n, &format!("plugin: {e:#}")));
                         false
                     }
                 },
                 Err(e) => {
-                    out.push_str(&trace::error_line(n, &e));
+                    out.push_str(&policy_core::error_line(n, &e));
                     false
                 }
             })
@@ -96,7 +94,7 @@ pub fn run(
         let ok = match std::str::from_utf8(trimmed) {
             Ok(text) => decide(n, text, &mut buf),
             Err(e) => {
-                buf.push_str(&trace::error_line(
+                buf.push_str(&policy_core::error_line(
                     n,
                     &format!("malformed trace line: not UTF-8: {e}"),
                 ));

@@ -30,6 +30,11 @@ pub struct Args {
     /// behind a trusted load balancer: the header decides the source).
     #[arg(long)]
     l4_proxy_protocol: bool,
+    /// The HTTP listener takes the client and destination addresses from the PROXY
+    /// protocol too (behind a load balancer that sends it; connections without it are
+    /// refused).
+    #[arg(long)]
+    proxy_protocol: bool,
     /// The admin interface (loopback only).
     #[arg(long, default_value = "127.0.0.1:9901")]
     admin: std::net::SocketAddr,
@@ -79,6 +84,7 @@ fn settings(args: &Args) -> Result<Settings, String> {
         listen: args.listen,
         listen_l4: (!args.no_l4).then_some(args.listen_l4),
         l4_proxy_protocol: args.l4_proxy_protocol,
+        proxy_protocol: args.proxy_protocol,
         admin: args.admin,
         internet: args.internet.clone(),
         health_path: args.health_path.clone(),

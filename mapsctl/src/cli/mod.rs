@@ -36,7 +36,7 @@ pub enum Format {
 
 /// Which implementation makes the decisions.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Engine {
+pub enum Implementation {
     /// policy-core, compiled into mapsctl.
     Native,
     /// The proxy-wasm plugin (.wasm) running in the wasmtime harness.
@@ -65,8 +65,8 @@ enum Command {
         #[arg(long)]
         trace: Option<PathBuf>,
         /// Which implementation decides.
-        #[arg(long, value_enum, default_value_t = Engine::Native)]
-        engine: Engine,
+        #[arg(long, value_enum, default_value_t = Implementation::Native)]
+        engine: Implementation,
         /// The plugin .wasm for `--engine plugin` (default: the one `make build` puts
         /// in target/wasm32-wasip1/plugin/).
         #[arg(long)]
@@ -235,7 +235,7 @@ pub fn run() -> ExitCode {
 pub fn demo_document() -> policy_core::PolicyDocument {
     const DEMO: &str = include_str!("../../../fixtures/demo/policy.json");
     // The demo fixture is tested to parse; fall back to an empty policy regardless.
-    policy_core::parse::parse_str(DEMO).unwrap_or_else(|_| policy_core::PolicyDocument {
+    policy_core::parse_str(DEMO).unwrap_or_else(|_| policy_core::PolicyDocument {
         version: 1,
         provider: None,
         edges: Vec::new(),
@@ -261,7 +261,7 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>, String> {
 
 /// Loads and compiles a policy for classification; on failure prints the report (or
 /// the read error) to stderr and returns the exit code.
-pub fn load_policy(path: &Path) -> Result<(Vec<u8>, policy_core::Engine), u8> {
+pub fn load_policy(path: &Path) -> Result<(Vec<u8>, policy_core::LoadedPolicy), u8> {
     let bytes = read_input(path).map_err(|e| {
         eprintln!("{e}");
         2u8

@@ -36,7 +36,7 @@ pub fn pack(policy: &Path, out: Option<&Path>) -> u8 {
     let v = policy_core::validate(&bytes, false);
     let Some(p) = v.policy else { return 1 };
     let n = p.prefix_count();
-    let doc = policy_core::packed::pack_policy(&p);
+    let doc = policy_core::pack_policy(&p);
     eprintln!(
         "mapsctl: {n} prefixes packed ({} bytes of JSON before)",
         bytes.len()
@@ -62,7 +62,7 @@ pub fn gen(
                     return 2;
                 }
             };
-            match policy_core::parse::parse_bytes(&bytes) {
+            match policy_core::parse_bytes(&bytes) {
                 Ok(d) => d,
                 Err(diags) => {
                     for d in diags {

@@ -77,5 +77,5 @@ pub fn native(
 ) -> serde_json::Value {
     let engine = policy_core::load(policy, false).expect("valid policy");
     let d = engine.classifier.classify_text(src, dst, host);
-    serde_json::from_str(&policy_core::classify::decision_line_json(src, &d)).unwrap()
+    serde_json::from_str(&policy_core::decision_line_json(src, &d)).unwrap()
 }

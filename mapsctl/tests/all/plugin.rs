@@ -49,7 +49,7 @@ fn golden_trace_gives_the_same_decisions_natively_and_through_the_plugin() {
         let dst = t.get("dst").and_then(Value::as_str);
         let host = t.get("host").and_then(Value::as_str);
         let d = native_engine.classifier.classify_text(src, dst, host);
-        let native = policy_core::classify::decision_line_json(src, &d);
+        let native = policy_core::decision_line_json(src, &d);
         let through_plugin = plugin.classify(src, dst, host).unwrap();
         // Same text, field order included, and both equal to the golden decision.
         assert_eq!(through_plugin, native, "trace line {line}");

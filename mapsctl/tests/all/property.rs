@@ -181,7 +181,7 @@ proptest! {
             .map_err(|e| TestCaseError::fail(format!("{e}\n{policy}")))?;
         for (src, dst, host) in &flows {
             let d = native.classifier.classify_text(src, dst.as_deref(), host.as_deref());
-            let want = policy_core::classify::decision_line_json(src, &d);
+            let want = policy_core::decision_line_json(src, &d);
             let got = plugin
                 .classify(src, dst.as_deref(), host.as_deref())
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;

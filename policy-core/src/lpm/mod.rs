@@ -291,7 +291,7 @@ impl Lpm4 {
     /// and when a prefix appears twice the first value wins.
     ///
     /// ```
-    /// use policy_core::lpm::Lpm4;
+    /// use policy_core::Lpm4;
     /// let t = Lpm4::build(&[(0x0a00_0000, 8, 1), (0x0a01_0000, 16, 2)]);
     /// assert_eq!(t.lookup(0x0a01_0203), Some(2));
     /// assert_eq!(t.lookup(0x0a02_0000), Some(1));
@@ -332,7 +332,7 @@ impl Lpm4 {
     /// The value of the longest prefix containing `addr`, if any.
     ///
     /// ```
-    /// use policy_core::lpm::Lpm4;
+    /// use policy_core::Lpm4;
     /// let t = Lpm4::build(&[(0xc633_6400, 24, 7)]); // 198.51.100.0/24
     /// assert_eq!(t.lookup(0xc633_6407), Some(7));
     /// assert_eq!(t.lookup(0xc633_6500), None);
@@ -394,7 +394,7 @@ impl Lpm6 {
     /// and when a prefix appears twice the first value wins.
     ///
     /// ```
-    /// use policy_core::lpm::Lpm6;
+    /// use policy_core::Lpm6;
     /// let net = 0x2001_0db8_u128 << 96;
     /// let t = Lpm6::build(&[(net, 32, 7), (net | 0x1_0000 << 64, 80, 8)]);
     /// assert_eq!(t.lookup(net | 1), Some(7));
@@ -469,7 +469,7 @@ impl Lpm6 {
     /// The value of the longest prefix containing `addr`, if any.
     ///
     /// ```
-    /// use policy_core::lpm::Lpm6;
+    /// use policy_core::Lpm6;
     /// let t = Lpm6::build(&[(0x2001_0db8_u128 << 96, 32, 7)]);
     /// assert_eq!(t.lookup(0x2001_0db8_0000_0000_0000_0000_0000_0001), Some(7));
     /// assert_eq!(t.lookup(0x2001_0db9 << 96), None);

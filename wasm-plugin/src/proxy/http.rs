@@ -74,7 +74,7 @@ impl Filter {
         if let Some(cluster) = decision.cluster() {
             set(&names.cluster, cluster);
         }
-        let line = policy_core::classify::decision_line_json(&src, &decision);
+        let line = policy_core::decision_line_json(&src, &decision);
         set(&names.decision, &line);
 
         self.metrics.decided(class, false);

@@ -75,7 +75,7 @@ impl Filter {
             &format!(
                 "maps: [ctx {}] {}",
                 self.context_id,
-                policy_core::classify::decision_line_json(&src, &decision)
+                policy_core::decision_line_json(&src, &decision)
             ),
         );
     }
