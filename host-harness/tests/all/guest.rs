@@ -751,3 +751,175 @@ fn each_abi_version_gets_the_hostcalls_envoy_gives_it() {
         }
     }
 }
+
+// ---- gRPC streams, foreign functions --------------------------------------------------
+
+const GRPC_IMPORTS: &str = r#"
+  (import "env" "proxy_grpc_stream" (func $grpc_stream (param i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_grpc_send" (func $grpc_send (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_grpc_cancel" (func $grpc_cancel (param i32) (result i32)))
+  (import "env" "proxy_grpc_close" (func $grpc_close (param i32) (result i32)))
+  (import "env" "proxy_get_status" (func $get_status (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_continue_stream" (func $continue_stream (param i32) (result i32)))"#;
+
+/// Opens a gRPC stream (`cluster`, `svc.Echo`, `Chat`) at `$ret`, token in `$token`.
+const GRPC_DATA: &str = r#"
+  (data (i32.const 16) "cluster")
+  (data (i32.const 32) "svc.Echo")
+  (data (i32.const 48) "Chat")
+  (data (i32.const 64) "ping")
+  (data (i32.const 80) "x-md")
+  (global $token (mut i32) (i32.const 0))"#;
+
+#[test]
+fn grpc_stream_messages_metadata_and_close_reach_the_stream_that_opened_it() {
+    // The request waits for the gRPC stream: each callback logs what it can read (the
+    // metadata value x-md, the message), the first message is answered with a last one
+    // (end of stream), and the close status resumes the request.
+    let h = guest_abi(
+        "proxy_abi_version_0_2_1",
+        GRPC_IMPORTS,
+        &format!(
+            r#"{CONFIGURE_OK} {GRPC_DATA}
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+          (drop (call $grpc_stream (i32.const 16) (i32.const 7) (i32.const 32) (i32.const 8)
+                                   (i32.const 48) (i32.const 4) (i32.const 0) (i32.const 0)
+                                   (i32.const 200)))
+          (global.set $token (i32.load (i32.const 200)))
+          (drop (call $grpc_send (global.get $token) (i32.const 64) (i32.const 4) (i32.const 0)))
+          (i32.const 1))
+        (func (export "proxy_on_grpc_receive_initial_metadata") (param i32 i32 i32)
+          (drop (call $get_header (i32.const 4) (i32.const 80) (i32.const 4)
+                                  (i32.const 100) (i32.const 104)))
+          (drop (call $log (i32.const 2) (i32.load (i32.const 100)) (i32.load (i32.const 104)))))
+        (func (export "proxy_on_grpc_receive") (param i32 i32 i32)
+          (drop (call $get_buffer (i32.const 5) (i32.const 0) (local.get 2)
+                                  (i32.const 100) (i32.const 104)))
+          (drop (call $log (i32.const 2) (i32.load (i32.const 100)) (i32.load (i32.const 104))))
+          (drop (call $grpc_send (local.get 1) (i32.const 64) (i32.const 4) (i32.const 1))))
+        (func (export "proxy_on_grpc_receive_trailing_metadata") (param i32 i32 i32)
+          (drop (call $get_header (i32.const 5) (i32.const 80) (i32.const 4)
+                                  (i32.const 100) (i32.const 104)))
+          (drop (call $log (i32.const 2) (i32.load (i32.const 100)) (i32.load (i32.const 104)))))
+        (func (export "proxy_on_grpc_close") (param i32 i32 i32)
+          (drop (call $get_status (i32.const 300) (i32.const 304) (i32.const 308)))
+          (drop (call $log (i32.const 2) (i32.load (i32.const 304)) (i32.load (i32.const 308))))
+          (drop (call $continue_stream (i32.const 0))))"#
+        ),
+    );
+    let mut plugin = h.configure(b"").unwrap();
+    let mut stream = plugin.http_stream().unwrap();
+    let context = stream.context_id();
+    let headers = Headers::from_pairs(&[(":method", "GET"), (":path", "/"), (":authority", "a")]);
+    assert_eq!(
+        stream.request_headers(headers, true).unwrap(),
+        Verdict::Pause
+    );
+    let call = stream.plugin().grpc_calls()[0].clone();
+    assert!(call.streaming);
+    assert_eq!(call.context_id, context);
+    assert_eq!(call.service, b"cluster");
+    assert_eq!(call.service_name, "svc.Echo");
+    assert_eq!(call.method, "Chat");
+    assert_eq!(call.messages, vec![b"ping".to_vec()]);
+    assert!(!call.half_closed);
+    let token = call.token;
+
+    let v = stream
+        .deliver(|p| p.grpc_receive_initial_metadata(token, &[("x-md", "first")]))
+        .unwrap();
+    assert_eq!(v, Verdict::Pause);
+    stream.deliver(|p| p.grpc_receive(token, b"pong")).unwrap();
+    let call = stream.plugin().grpc_calls()[0].clone();
+    assert_eq!(call.messages, vec![b"ping".to_vec(), b"ping".to_vec()]);
+    assert!(call.half_closed, "the second send ended the stream");
+    // The remote may still send after the plugin's end of stream.
+    stream
+        .deliver(|p| p.grpc_receive_trailing_metadata(token, &[("x-md", "last")]))
+        .unwrap();
+    let v = stream.deliver(|p| p.grpc_close(token, 0, "done")).unwrap();
+    assert_eq!(v, Verdict::Continue, "the close resumed the request");
+    assert!(stream.request_forwarded());
+    // The stream is over: nothing more can be delivered on it.
+    assert!(matches!(
+        stream.plugin().grpc_receive(token, b"late"),
+        Err(Error::Usage(_))
+    ));
+    let out = stream.finish().unwrap();
+    let logs: Vec<&str> = out.logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(logs, ["first", "pong", "last", "done"]);
+    assert!(out.logs.iter().all(|l| l.context_id == context));
+}
+
+#[test]
+fn grpc_close_half_closes_and_grpc_cancel_ends_a_stream() {
+    // Two streams: the first half-closed by the plugin (proxy_grpc_close: the remote may
+    // still answer), the second cancelled (proxy_grpc_cancel: no more callbacks).
+    let h = guest_abi(
+        "proxy_abi_version_0_2_1",
+        GRPC_IMPORTS,
+        &format!(
+            r#"{CONFIGURE_OK} {GRPC_DATA}
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+          (drop (call $grpc_stream (i32.const 16) (i32.const 7) (i32.const 32) (i32.const 8)
+                                   (i32.const 48) (i32.const 4) (i32.const 0) (i32.const 0)
+                                   (i32.const 200)))
+          (drop (call $grpc_close (i32.load (i32.const 200))))
+          (drop (call $grpc_stream (i32.const 16) (i32.const 7) (i32.const 32) (i32.const 8)
+                                   (i32.const 48) (i32.const 4) (i32.const 0) (i32.const 0)
+                                   (i32.const 204)))
+          (drop (call $grpc_cancel (i32.load (i32.const 204))))
+          (i32.const 0))
+        (func (export "proxy_on_grpc_receive") (param i32 i32 i32)
+          (drop (call $get_buffer (i32.const 5) (i32.const 0) (local.get 2)
+                                  (i32.const 100) (i32.const 104)))
+          (drop (call $log (i32.const 2) (i32.load (i32.const 100)) (i32.load (i32.const 104)))))"#
+        ),
+    );
+    let mut plugin = h.configure(b"").unwrap();
+    let mut stream = plugin.http_stream().unwrap();
+    let headers = Headers::from_pairs(&[(":method", "GET"), (":path", "/"), (":authority", "a")]);
+    assert_eq!(
+        stream.request_headers(headers, true).unwrap(),
+        Verdict::Continue
+    );
+    let calls = stream.plugin().grpc_calls().to_vec();
+    assert_eq!(calls.len(), 2);
+    assert!(calls[0].half_closed && !calls[0].finished);
+    assert!(calls[1].finished);
+    stream
+        .deliver(|p| p.grpc_receive(calls[0].token, b"after close"))
+        .unwrap();
+    assert!(matches!(
+        stream
+            .plugin()
+            .grpc_receive(calls[1].token, b"after cancel"),
+        Err(Error::Usage(_))
+    ));
+    let out = stream.finish().unwrap();
+    assert_eq!(out.logs.last().unwrap().message, "after close");
+}
+
+#[test]
+fn a_foreign_function_callback_reaches_the_root_context_with_its_arguments() {
+    let h = guest(
+        r#"
+        (data (i32.const 16) "foreign_id")
+        (global $id (mut i32) (i32.const 0))
+        (func (export "proxy_on_configure") (param i32 i32) (result i32)
+          (drop (call $define_metric (i32.const 0) (i32.const 16) (i32.const 10) (i32.const 100)))
+          (global.set $id (i32.load (i32.const 100)))
+          (i32.const 1))
+        (func (export "proxy_on_foreign_function") (param i32 i32 i32)
+          (drop (call $increment_metric (global.get $id) (i64.extend_i32_u (local.get 1))))
+          (drop (call $get_buffer (i32.const 8) (i32.const 0) (local.get 2)
+                                  (i32.const 100) (i32.const 104)))
+          (drop (call $log (i32.const 2) (i32.load (i32.const 100)) (i32.load (i32.const 104)))))"#,
+    );
+    let mut plugin = h.configure(b"").unwrap();
+    plugin.deliver_foreign_function(7, b"arguments").unwrap();
+    assert_eq!(plugin.metrics().counter("foreign_id"), Some(7));
+    let last = plugin.logs().last().unwrap().clone();
+    assert_eq!(last.message, "arguments");
+    assert_eq!(last.context_id, plugin.root_context_id());
+}
