@@ -78,7 +78,10 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Compile(msg) => write!(f, "not a loadable WebAssembly module: {msg}"),
-            Error::Abi(msg) => write!(f, "not a proxy-wasm ABI v0.2.1 plugin: {msg}"),
+            Error::Abi(msg) => write!(
+                f,
+                "not a proxy-wasm plugin this host can run (ABI 0.1.0, 0.2.0, 0.2.1): {msg}"
+            ),
             Error::Trap { callback, message } => {
                 write!(f, "plugin trapped in {callback}: {message}")
             }

@@ -1,4 +1,5 @@
-//! The host functions: the `env` module of proxy-wasm ABI v0.2.1, plus two WASI preview 1
+//! The host functions: the `env` module of proxy-wasm ABI 0.1.0, 0.2.0 and 0.2.1 (a module
+//! gets only those Envoy gives its version, `AbiVersion::provides`), plus two WASI preview 1
 //! functions the ABI gives a proxy meaning (`fd_write` logs, `clock_time_get` reads the
 //! host's clock).
 //!

@@ -421,7 +421,7 @@ fn typed<P: WasmParams, R: WasmResults>(
         None => Ok(None),
         Some(f) => f.typed::<P, R>(&*store).map(Some).map_err(|e| {
             Error::Abi(format!(
-                "export `{name}` has the wrong signature for ABI v0.2.1: {}",
+                "export `{name}` has the wrong signature for its ABI version: {}",
                 describe(&e)
             ))
         }),
