@@ -13,7 +13,7 @@ use crate::model::{PolicyDocument, Registration};
 use crate::packed::Record;
 use crate::policy::PrefixState;
 use crate::testgen::{ipv4_table, ipv6_table};
-use crate::validate::{documentation, non_public};
+use crate::validate::address_space::{documentation, non_public};
 
 /// Locations the synthetic registrations cycle through.
 const LOCATIONS: &[&str] = &[
