@@ -65,6 +65,9 @@ lint: setup-rust
 
 test-rust: setup-rust plugin
 	$(CARGO) test --workspace
+	# The web module's own tests (its TypeScript vocabulary against policy-core's); the
+	# workspace run builds wasm-plugin without features.
+	$(CARGO) test -p wasm-plugin --features web --lib
 
 test: lint lint-plugin wasm-core test-rust test-web e2e test-benches test-bench-tools e2e-conformance
 

@@ -13,8 +13,7 @@ use crate::state::LogEntry;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The `.wasm` file could not be read. Check the path; for the MAPS plugin, build it with
-    /// `make plugin` (it lands in `target/wasm32-wasip1/plugin/maps_plugin.wasm`).
+    /// The `.wasm` file could not be read. Check the path (and that the module is built).
     Read {
         /// The path that was tried.
         path: PathBuf,
@@ -70,12 +69,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Read { path, source } => {
-                write!(f, "cannot read wasm module {}: {source}", path.display())?;
-                let is_plugin = path.file_name().is_some_and(|n| n == "maps_plugin.wasm");
-                if is_plugin && source.kind() == std::io::ErrorKind::NotFound {
-                    f.write_str(" (build the MAPS plugin with `make plugin`)")?;
-                }
-                Ok(())
+                write!(f, "cannot read wasm module {}: {source}", path.display())
             }
             Error::Compile(msg) => write!(f, "not a loadable WebAssembly module: {msg}"),
             Error::Abi(msg) => write!(

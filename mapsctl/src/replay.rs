@@ -135,7 +135,20 @@ impl PluginReplay {
     /// Loads the plugin at `plugin_path` and configures it with the policy document
     /// `policy`. An invalid policy gives [`Error::Rejected`] with the plugin's log lines.
     pub fn new(plugin_path: &Path, policy: &[u8]) -> Result<PluginReplay, Error> {
-        PluginReplay::with_harness(&Harness::load(plugin_path)?, policy)
+        let harness = Harness::load(plugin_path).map_err(|e| match e {
+            // The harness knows nothing of MAPS: the hint is ours.
+            Error::Read { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::Read {
+                    source: std::io::Error::new(
+                        source.kind(),
+                        format!("{source} (build the MAPS plugin with `make plugin`)"),
+                    ),
+                    path,
+                }
+            }
+            e => e,
+        })?;
+        PluginReplay::with_harness(&harness, policy)
     }
 
     /// Like [`PluginReplay::new`], with a module already compiled (cheaper when many

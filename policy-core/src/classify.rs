@@ -563,7 +563,7 @@ impl<'a> Decision<'a> {
     }
 
     /// The Envoy cluster of a `maps` decision (`maps_<edge>[_<backup>]`, see
-    /// [`crate::cluster`]); `None` for every other class. Precomputed: no allocation.
+    /// [`crate::cluster_name`]); `None` for every other class. Precomputed: no allocation.
     pub fn cluster(&self) -> Option<&'a str> {
         if self.class != Class::Maps {
             return None;

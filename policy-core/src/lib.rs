@@ -19,22 +19,36 @@
 //! ```
 //!
 //! Three stages, each a type: an invalid document never becomes a [`Policy`], and a
-//! [`Classifier`] compiled from a policy cannot fail. Modules:
+//! [`Classifier`] compiled from a policy cannot fail. The [`Policy`] is *resolved*: it
+//! answers everything an adapter needs ([`Policy::headers`], [`Policy::client_rule`],
+//! [`Policy::counts`], [`Policy::eligible_states`],
+//! [`Policy::needs_destination_address`]), and a [`Decision`] carries its route
+//! ([`Decision::cluster`]) and whether its prefix reports latency
+//! ([`Decision::telemetry`]), so the plugin, the web module, `mapsctl` and the Envoy
+//! configuration generator derive nothing.
+//!
+//! Modules are private; the API is the re-exports below. Inside, leaves first (no
+//! import circles):
 //!
 //! | module | concept |
 //! |---|---|
-//! | [`model`] | the policy document v1 (serde, unknown fields are errors) |
-//! | [`parse`] | bytes → document; syntax errors with line/column, every shape error |
-//! | [`validate`] | document → [`Policy`], every problem of SPEC §6 with code and JSON Pointer |
-//! | [`diag`] | [`Diagnostic`], [`Code`], [`Report`], [`Summary`] |
-//! | [`locations`] | built-in Azure Peering Service locations with coordinates |
-//! | [`lpm`] | compiled longest-prefix-match tables |
-//! | [`packed`] | the compact encoding of large prefix tables (`prefix_table`) |
-//! | [`select`] | cold-potato edge order, haversine, rendezvous link choice |
-//! | [`classify`] | the [`Classifier`] and its [`Decision`] |
-//! | [`client`] | which `x-forwarded-for` entry is the client |
-//! | [`explain`] | a person-readable account of one decision |
-//! | [`trace`] | trace lines in, decision lines out (SPEC §5) |
+//! | `addr`, `state`, `text`, `client`, `cluster` | leaves: addresses and hosts, prefix states, JSON Pointers and "did you mean", the `x-forwarded-for` rule, cluster names |
+//! | `model` | the policy document v1 (serde, unknown fields are errors) |
+//! | `parse` | bytes → document; syntax errors with line/column, every shape error |
+//! | `validate/` | document → [`Policy`], every problem of SPEC §6 with code and JSON Pointer, one file per concept |
+//! | `diag` | [`Diagnostic`], [`Code`], [`Report`], [`Summary`] |
+//! | `locations` | built-in Azure Peering Service locations with coordinates |
+//! | `lpm` | compiled longest-prefix-match tables |
+//! | `packed` | the compact encoding of large prefix tables (`prefix_table`) |
+//! | `policy` | the validated, resolved [`Policy`] |
+//! | `select` | cold-potato edge order, haversine, rendezvous hashing and link choice |
+//! | `classify` | the [`Classifier`], its [`Decision`] and [`Route`]s |
+//! | `explain` | a person-readable account of one decision |
+//! | `trace` | trace lines in, decision lines out (SPEC §5) |
+//!
+//! Features: `std` (default; `std::error::Error` impls), `synth` (synthetic policies
+//! of any size: `mapsctl gen`), `testgen` (with `synth`: the naive reference models
+//! tests and benches compare against). The plugin and the web module use none.
 //!
 //! Panic contract: no input (policy bytes, addresses, host names) makes any public
 //! function panic.
@@ -80,12 +94,12 @@ mod explain;
 mod parse;
 mod policy;
 mod select;
-/// Synthetic policies of any size, for benchmarks and load tests (feature `testgen`).
-#[cfg(feature = "testgen")]
+/// Synthetic policies of any size, for benchmarks and load tests (feature `synth`).
+#[cfg(feature = "synth")]
 pub mod synth;
-/// Seeded prefix tables and lookup streams shared by tests and benches, with their
-/// naive reference models (feature `testgen`).
-#[cfg(feature = "testgen")]
+/// Seeded prefix tables and lookup streams (feature `synth`), with the naive reference
+/// models tests and benches compare against (feature `testgen`).
+#[cfg(feature = "synth")]
 pub mod testgen;
 mod trace;
 mod validate;

@@ -30,7 +30,7 @@ pub struct PolicyDocument {
     /// Plugin and classification settings.
     #[serde(default)]
     pub options: Options,
-    /// Registered prefixes in the packed encoding (see [`crate::packed`]), in addition
+    /// Registered prefixes in the packed encoding (see [`crate::PackedTable`]), in addition
     /// to those listed under `registrations`; `mapsctl pack` writes it. For tables of
     /// hundreds of thousands of prefixes, where JSON would cost too much memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,5 +1,7 @@
 //! Seeded, realistic prefix tables and lookup streams, shared by the tests and the
-//! benches (feature `testgen`): the same seed gives the same table everywhere.
+//! benches, and by `mapsctl gen`/`bench` (feature `synth`; the naive reference models
+//! [`linear4`] and [`linear6`] need `testgen`): the same seed gives the same table
+//! everywhere.
 //!
 //! The generator mimics the shape of a default-free-zone routing table rather than
 //! uniform noise, because the size and speed of a prefix table depend on that shape:
@@ -467,7 +469,8 @@ pub fn ipv6_lookups(
 
 /// The naive model: the value of the longest prefix of `table` containing `addr`,
 /// by a scan over every entry (first entry wins among equal prefixes; lengths above
-/// 32 count as 32).
+/// 32 count as 32). Test-only (feature `testgen`).
+#[cfg(feature = "testgen")]
 pub fn linear4(table: &[(u32, u8, u32)], addr: u32) -> Option<u32> {
     let mut best: Option<(u8, u32)> = None;
     for &(net, len, value) in table {
@@ -479,7 +482,8 @@ pub fn linear4(table: &[(u32, u8, u32)], addr: u32) -> Option<u32> {
     best.map(|(_, v)| v)
 }
 
-/// The naive model for IPv6 (see [`linear4`]).
+/// The naive model for IPv6 (see [`linear4`]). Test-only (feature `testgen`).
+#[cfg(feature = "testgen")]
 pub fn linear6(table: &[(u128, u8, u32)], addr: u128) -> Option<u32> {
     let mut best: Option<(u8, u32)> = None;
     for &(net, len, value) in table {

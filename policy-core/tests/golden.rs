@@ -151,3 +151,19 @@ fn the_demo_policy_is_valid_and_covers_every_class() {
         assert!(seen.contains(class.as_str()), "no scenario gives {class}");
     }
 }
+
+/// fixtures/packed/policy.json is the demo policy as `mapsctl pack` writes it: every
+/// target's tests compare its views with the JSON form's (`make golden` rewrites it).
+#[test]
+fn the_packed_demo_is_the_demo_packed() {
+    let demo = fs::read(fixtures().join("demo/policy.json")).unwrap();
+    let policy = policy_core::validate(&demo, false).policy.unwrap();
+    let doc = policy_core::pack_policy(&policy);
+    let mut text = serde_json::to_string_pretty(&doc).unwrap();
+    text.push('\n');
+    let dir = fixtures().join("packed");
+    if update() {
+        fs::create_dir_all(&dir).unwrap();
+    }
+    check(&dir.join("policy.json"), &text);
+}

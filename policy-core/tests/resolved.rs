@@ -138,3 +138,35 @@ fn header_names_and_client_rule_come_resolved() {
     );
     assert!(!p.needs_destination_address());
 }
+
+/// Regression: with more duplicate (or nested) prefixes than the per-code cap, none was
+/// shown and the "... and N more" line under-counted by the cap.
+#[test]
+fn over_the_cap_the_first_findings_are_shown_and_the_rest_counted() {
+    let prefixes: Vec<String> = (0..250)
+        .map(|i| format!(r#"{{"prefix": "20.{}.{}.0/24", "state": "Verified"}}"#, i / 200, i % 200))
+        .collect();
+    let list = prefixes.join(",");
+    let text = format!(
+        r#"{{"version": 1,
+      "edges": [{{"id": "sea", "lat": 47.61, "lon": -122.33, "links": [{{"id": "sea-1"}}]}}],
+      "registrations": [
+        {{"id": "a", "location": "Washington", "prefixes": [{list}]}},
+        {{"id": "b", "location": "Washington", "prefixes": [{list}]}}]}}"#
+    );
+    let report = policy_core::validate(text.as_bytes(), false).report;
+    let dups: Vec<_> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.code.as_str() == "duplicate-prefix")
+        .collect();
+    let shown = dups.iter().filter(|d| !d.path.is_empty()).count();
+    assert_eq!(shown, policy_core::MAX_PER_CODE);
+    let more: Vec<_> = dups.iter().filter(|d| d.path.is_empty()).collect();
+    assert_eq!(more.len(), 1);
+    assert!(
+        more[0].message.contains("... and 150 more"),
+        "{}",
+        more[0].message
+    );
+}

@@ -241,14 +241,6 @@ impl Checker {
         let mut counts = [0usize; 2];
         let v4 = sweep(table.v4, &mut found, &mut counts);
         let v6 = sweep(table.v6, &mut found, &mut counts);
-        self.count_unshown(
-            Code::DuplicatePrefix,
-            counts[0].saturating_sub(MAX_PER_CODE),
-        );
-        self.count_unshown(
-            Code::OverlappingPrefix,
-            counts[1].saturating_sub(MAX_PER_CODE),
-        );
         let id = |i: usize| doc.registrations.get(i).map_or("", |r| r.id.as_str());
         for f in found {
             let (code, at, message, help) = match f {
@@ -277,6 +269,16 @@ impl Checker {
             let (path, message) = at.path_and_message(message);
             self.push_capped(Diagnostic::new(code, path, message).with_help(help));
         }
+        // Only now: counted first, the collected ones above would all land over the cap
+        // and none would be shown.
+        self.count_unshown(
+            Code::DuplicatePrefix,
+            counts[0].saturating_sub(MAX_PER_CODE),
+        );
+        self.count_unshown(
+            Code::OverlappingPrefix,
+            counts[1].saturating_sub(MAX_PER_CODE),
+        );
         (v4, v6)
     }
 }
