@@ -10,8 +10,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use maps_benches::{sum, All4, All6, Sizes, Workload4, Workload6};
-use policy_core::{Lpm4, Lpm6};
 use policy_core::testgen::{linear4, linear6};
+use policy_core::{Lpm4, Lpm6};
 use std::hint::black_box;
 use std::time::Duration;
 

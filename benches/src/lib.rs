@@ -18,8 +18,8 @@ pub mod dir24_8;
 
 use ip_network::{Ipv4Network, Ipv6Network};
 use ip_network_table::IpNetworkTable;
-use policy_core::{Lpm4, Lpm6};
 use policy_core::testgen;
+use policy_core::{Lpm4, Lpm6};
 use prefix_trie::PrefixMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 

@@ -144,7 +144,13 @@ fn header_names_and_client_rule_come_resolved() {
 #[test]
 fn over_the_cap_the_first_findings_are_shown_and_the_rest_counted() {
     let prefixes: Vec<String> = (0..250)
-        .map(|i| format!(r#"{{"prefix": "20.{}.{}.0/24", "state": "Verified"}}"#, i / 200, i % 200))
+        .map(|i| {
+            format!(
+                r#"{{"prefix": "20.{}.{}.0/24", "state": "Verified"}}"#,
+                i / 200,
+                i % 200
+            )
+        })
         .collect();
     let list = prefixes.join(",");
     let text = format!(

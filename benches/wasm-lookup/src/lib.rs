@@ -21,8 +21,8 @@ use std::hint::black_box;
 use std::net::IpAddr;
 use std::time::Instant;
 
-use policy_core::{Lpm4, Lpm6};
 use policy_core::{testgen, Classifier};
+use policy_core::{Lpm4, Lpm6};
 use serde_json::{json, Value};
 
 /// The demo policy: the base of the synthetic policy (as in `mapsctl bench`).
@@ -172,8 +172,8 @@ pub fn lpm_v6(s: Sizes) -> Value {
 /// The synthetic policy and its address stream (as `mapsctl bench`): (classifier,
 /// prefixes, policy JSON bytes, load ms, addresses).
 fn synthetic(s: Sizes) -> Result<(Classifier, usize, usize, f64, Vec<IpAddr>), String> {
-    let base = policy_core::parse_str(DEMO)
-        .map_err(|_| "the demo policy does not parse".to_string())?;
+    let base =
+        policy_core::parse_str(DEMO).map_err(|_| "the demo policy does not parse".to_string())?;
     let doc = policy_core::synth::synthetic_policy(&base, s.v4, s.v6, 1000, POLICY_SEED);
     let text = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
     drop(doc);
