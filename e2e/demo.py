@@ -64,7 +64,7 @@ def main() -> int:
         rows = []
         for name, src, host in CUSTOMERS:
             r = request(edge.http_port, src, host, path="/demo")
-            d = json.loads(r.maps.get("x-maps-decision") or "{}")
+            d = json.loads(r.headers.get(edge.headers["decision"]) or "{}")
             answered = f"{r.link}@{edge.edge_of(r.link)}" if r.link else f"HTTP {r.status}"
             rows.append(
                 [
@@ -120,7 +120,7 @@ def main() -> int:
             )
             rows.append([reg, labels.get("maps_edge", "?"), f"{v:.0f}", lat])
         print(f"\nPer registration, from Envoy's /stats/prometheus (after {sent} more requests):")
-        print(table(rows, ["registration", "edge", "maps_routed", "maps_latency_ms (telemetry registrations)"]))
+        print(table(rows, ["registration", "edge", "maps_routed", "maps_latency_ms (requests from telemetry prefixes)"]))
         by_class = sorted(prom_samples(prom, "maps_requests"), key=lambda x: -x[1])
         print("\nmaps_requests by class: " + ", ".join(f"{l['maps_class']}={v:.0f}" for l, v in by_class))
         clusters = [

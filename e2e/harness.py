@@ -7,9 +7,9 @@ Everything listens on 127.0.0.1; every process started here is stopped by its PI
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -19,8 +19,18 @@ from pathlib import Path
 
 from envoy import Envoy
 from links import Link, LinkSet, free_port
+from traffic import PROXY_UNKNOWN, Reply, proxy_v1, request
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# What `mapsctl envoy-config --out DIR` writes besides the configuration: the names a
+# test needs (header names, edge clusters, each registration's route, the clusters, the
+# client-address rule), as the policy resolves them. Nothing here re-derives a name.
+PLAN_FILE = "plan.json"
+
+# The load balancer in front of Envoy (the PROXY protocol's source when the client
+# travels in x-forwarded-for): loopback, of the destination's family.
+BALANCER = {"TCP4": "127.0.0.1", "TCP6": "::1"}
 
 
 def tool_paths() -> dict[str, str]:
@@ -43,6 +53,7 @@ class Edge:
         workdir: Path | None = None,
         health_interval_ms: int = 400,
         extra_args: tuple[str, ...] = (),
+        proxy_protocol: bool = False,
     ) -> None:
         self.tools = tool_paths()
         self.policy_path = Path(policy_path).resolve()
@@ -58,7 +69,28 @@ class Edge:
         self.l4_port = 0
         self.admin_port = 0
         self.envoy: Envoy | None = None
-        self.policy_version = ""
+        # `--proxy-protocol`: the HTTP listener reads the client and destination
+        # addresses from a PROXY line (every connection must send one).
+        self.proxy_protocol = proxy_protocol
+        # plan.json of the last `mapsctl envoy-config` run (see PLAN_FILE).
+        self.plan: dict = {}
+
+    # -- names, from plan.json --------------------------------------------------------
+    @property
+    def policy_version(self) -> str:
+        return str(self.plan.get("policy_version", ""))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The plugin's header names: {"prefix", "class", "cluster", "decision"}."""
+        return self.plan["headers"]
+
+    def edge_cluster(self, edge: str) -> str:
+        return self.plan["edges"][edge]
+
+    def route(self, registration: str) -> dict | None:
+        """{"edge", "backup", "cluster"} of a registration's maps traffic (None: none)."""
+        return self.plan["registrations"].get(registration)
 
     # -- set-up -------------------------------------------------------------------
     def start(self) -> "Edge":
@@ -70,9 +102,7 @@ class Edge:
                 self.links.add(lid)
         self.internet = self.links.add("internet")
         self.http_port, self.l4_port, self.admin_port = free_port(), free_port(), free_port()
-        out = self.mapsctl_envoy_config(self.policy_path)
-        m = re.search(r"policy version (\w+)", out)
-        self.policy_version = m.group(1) if m else ""
+        self.mapsctl_envoy_config(self.policy_path)
         self.envoy = Envoy(
             self.tools["envoy"],
             self.outdir / "envoy.json",
@@ -90,6 +120,7 @@ class Edge:
             "--listen", f"127.0.0.1:{self.http_port}",
             "--listen-l4", f"127.0.0.1:{self.l4_port}",
             "--l4-proxy-protocol",
+            *(["--proxy-protocol"] if self.proxy_protocol else []),
             "--admin", f"127.0.0.1:{self.admin_port}",
             "--internet", self.internet.address,
             "--plugin", self.tools["plugin"],
@@ -110,6 +141,7 @@ class Edge:
             raise RuntimeError(
                 f"mapsctl envoy-config failed ({r.returncode}):\n{r.stdout}{r.stderr}"
             )
+        self.plan = json.loads((self.outdir / PLAN_FILE).read_text())
         return r.stdout
 
     def wait_all_healthy(self, timeout: float = 20.0) -> None:
@@ -119,7 +151,7 @@ class Edge:
         def ok() -> bool:
             health = self.envoy.host_health()  # type: ignore[union-attr]
             for edge, lids in self.edge_links.items():
-                hosts = health.get(edge_cluster(edge), {})
+                hosts = health.get(self.edge_cluster(edge), {})
                 for lid in lids:
                     if lid in hosts and self.links[lid].running and hosts[lid] != "healthy":
                         return False
@@ -148,11 +180,99 @@ class Edge:
             raise RuntimeError(f"mapsctl classify failed: {r.stderr}")
         return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
+    def http_filter(self) -> tuple[str, Path]:
+        """The HTTP listener's MAPS filter, as the generated bootstrap names it: its
+        ECDS resource name and the ECDS file Envoy watches."""
+        boot = json.loads((self.outdir / "envoy.json").read_text())
+        for lis in boot["static_resources"]["listeners"]:
+            if lis["address"]["socket_address"]["port_value"] != self.http_port:
+                continue
+            hcm = lis["filter_chains"][0]["filters"][0]["typed_config"]
+            for f in hcm["http_filters"]:
+                if "config_discovery" in f:
+                    path = f["config_discovery"]["config_source"]["path_config_source"]["path"]
+                    return f["name"], Path(path)
+        raise RuntimeError("no ECDS filter on the HTTP listener")
+
+    def explain(self, src: str, dst: str | None = None, host: str | None = None) -> dict:
+        """`mapsctl explain --format json` for one flow (matched prefix with its
+        telemetry flag, the decision's cluster, ...)."""
+        args = [self.tools["mapsctl"], "explain", "--policy", str(self.policy_path),
+                "--format", "json"]
+        args += (["--dst", dst] if dst else []) + (["--host", host] if host else [])
+        r = subprocess.run(args + ["--", src], capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"mapsctl explain failed: {r.stderr}")
+        return json.loads(r.stdout)
+
     def edge_of(self, link: str) -> str:
         return "internet" if link == "internet" else self.link_edge.get(link, "?")
 
     def links_of(self, edge: str) -> list[Link]:
         return [self.links[lid] for lid in self.edge_links.get(edge, [])]
+
+    # -- one trace line as one request ---------------------------------------------------
+    def send_line(self, line: dict, path: str = "/") -> tuple[Reply, str]:
+        """Sends trace line `line` ({"src", "dst"?, "host"?}) through the HTTP listener
+        (which needs `proxy_protocol`): returns Envoy's answer and the client address
+        text the plugin is given (what its decision's `src` must be).
+
+        The source travels as the policy's client rule (plan.json's `client_address`)
+        says the plugin reads it. `xff` (n trusted hops): in `x-forwarded-for`, written
+        by the load balancer (with n - 1 proxies after it), Envoy appending the balancer
+        itself; the plugin then sees the trace's text exactly. `source`: as the PROXY
+        line's source address (with the line's port, else 40000; Envoy's
+        `source.address` always has a port). The destination, when it is an address,
+        is the PROXY line's destination (`destination.address`); otherwise the PROXY
+        line is UNKNOWN and `destination.address` is the listener's own address (Envoy
+        has no connection without a destination). The host is the :authority; without
+        one the request carries the listener's address as Host (HTTP/1.1 has no
+        request without a Host). Raises `Unsendable` for what no request can carry.
+        """
+        if not self.proxy_protocol:
+            raise RuntimeError("send_line needs an Edge with proxy_protocol=True")
+        src = line.get("src")
+        if not isinstance(src, str):
+            raise Unsendable(f"src is {src!r}, not text: a malformed trace line, no flow")
+        dst = line.get("dst")
+        host = line.get("host")
+        if host is not None and not isinstance(host, str):
+            raise Unsendable(f"host is {host!r}, not text")
+        dst_addr = split_address(dst) if isinstance(dst, str) else None
+        rule = self.plan["client_address"]
+        if rule.get("from") == "xff":
+            hops = int(rule.get("trusted_hops", 0))
+            if hops < 1:
+                raise Unsendable("x-forwarded-for with 0 trusted hops names Envoy's peer only")
+            if "," in src:
+                raise Unsendable(f"src {src!r} contains ',' and cannot travel in x-forwarded-for")
+            entries = [src] + [BALANCER["TCP4"]] * (hops - 1)
+            xff = ", ".join(entries)
+            if xff == "":
+                # An empty client entry: Envoy appends its peer to an empty header with no
+                # separator (the header then names no client at all), so the empty entry
+                # is written as the balancer's after an empty one: "," -> "", "", peer.
+                xff = ","
+            if dst_addr is None:
+                proxy = PROXY_UNKNOWN
+            else:
+                fam = "TCP6" if ":" in dst_addr[0] else "TCP4"
+                proxy = proxy_v1(BALANCER[fam], dst_addr[0], 40000, dst_addr[1] or 443)
+            return request(self.http_port, xff, host, path, proxy=proxy), src
+        if rule.get("from") == "source":
+            src_addr = split_address(src)
+            if src_addr is None:
+                raise Unsendable(f"src {src!r} is no address: a PROXY line cannot carry it")
+            addr, port = src_addr[0], src_addr[1] or 40000
+            v6 = ":" in addr
+            if dst_addr is None:
+                dst_addr = ("::1" if v6 else "127.0.0.1", self.http_port)
+            elif (":" in dst_addr[0]) != v6:
+                raise Unsendable(f"src {src!r} and dst {dst!r}: PROXY needs one address family")
+            proxy = proxy_v1(addr, dst_addr[0], port, dst_addr[1] or 443)
+            seen = f"[{addr}]:{port}" if v6 else f"{addr}:{port}"
+            return request(self.http_port, None, host, path, proxy=proxy), seen
+        raise Unsendable(f"client rule {rule!r} unknown to this test")
 
     # -- L4 -------------------------------------------------------------------------
     def l4_request(self, src: str, dst: str, timeout: float = 5.0) -> str:
@@ -180,21 +300,32 @@ class Edge:
         return ""
 
 
-def escape_id(id_: str) -> str:
-    """policy_core::cluster's escaping: letters, digits and '-' kept, other bytes ~XX."""
-    out = []
-    for b in id_.encode():
-        c = chr(b)
-        out.append(c if (c.isascii() and c.isalnum()) or c == "-" else f"~{b:02X}")
-    return "".join(out)
+class Unsendable(ValueError):
+    """A trace line no request through Envoy can carry (the message says why)."""
 
 
-def edge_cluster(edge: str) -> str:
-    return "edge_" + escape_id(edge)
-
-
-def cluster_name(edge: str, backup: str | None) -> str:
-    return "maps_" + escape_id(edge) + ("_" + escape_id(backup) if backup else "")
+def split_address(text: str) -> tuple[str, int | None] | None:
+    """`text` as a PROXY line carries it: (address, port or None) for "addr",
+    "v4:port" and "[v6]:port"; None when it is no address (the test then says so)."""
+    host, port = text, None
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep:
+            return None
+        if rest:
+            if not rest.startswith(":") or not rest[1:].isdigit():
+                return None
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        host, _, p = text.partition(":")
+        if not p.isdigit():
+            return None
+        port = int(p)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return host, port
 
 
 def ecds_with_policy(ecds_file: Path, policy_text: str, version: str) -> dict:

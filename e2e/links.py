@@ -3,7 +3,7 @@
 Each server listens on 127.0.0.1 only and answers every request with its link id, so a
 test can tell which link (and so which edge) Envoy chose:
 
-    GET /anything  ->  200  {"link": "sea-1", "path": "/anything", "maps": {x-maps-* headers}}
+    GET /anything  ->  200  {"link": "sea-1", "path": "/anything", "headers": {request headers}}
                         and the response header `x-link: sea-1`
     GET /healthz   ->  200 "ok" (Envoy's active health check path), or 503 when the
                         link is marked unhealthy with `set_healthy(False)`
@@ -57,14 +57,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._reply(503, b"unhealthy\n", "text/plain")
             return
         link.requests += 1
-        maps = {k.lower(): v for k, v in self.headers.items() if k.lower().startswith("x-maps-")}
+        # Every request header (names in lower case): the test picks the plugin's by the
+        # names `mapsctl envoy-config` wrote in plan.json.
+        headers = {k.lower(): v for k, v in self.headers.items()}
         body = json.dumps(
             {
                 "link": self.server.link_id,
                 "path": self.path,
-                "host": self.headers.get("host", ""),
-                "xff": self.headers.get("x-forwarded-for", ""),
-                "maps": maps,
+                "headers": headers,
             }
         ).encode()
         self._reply(200, body + b"\n", "application/json")

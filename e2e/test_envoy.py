@@ -1,15 +1,24 @@
 """End-to-end in a real Envoy (`make e2e`).
 
-The demo policy (fixtures/demo/policy.json) runs in Envoy 1.40 with the built plugin,
-configured by `mapsctl envoy-config`; one link server per PNI link answers with its
-link id. Every check compares what Envoy did with what the native engine
-(`mapsctl classify`) decides for the same input:
+The plugin runs in Envoy 1.40, configured by `mapsctl envoy-config`; one link server
+per PNI link answers with its link id. Every name the checks use (the plugin's header
+names, edge and route clusters) is read from the plan.json `mapsctl envoy-config`
+writes, never derived here.
 
-  classes      every class of SPEC §3, IPv4 and IPv6 clients, host-based destinations:
-               the plugin's decision header equals the native decision, and the link
-               that answered belongs to the decided edge (the default path otherwise)
-  metrics      /stats/prometheus: counters tagged by class, registration and edge;
-               latency histograms for telemetry registrations only
+  scenario:*   the shared scenario table of fixtures/ (every directory with a
+               trace.jsonl, the demo policy's first), each on its own Envoy whose HTTP
+               listener takes the PROXY protocol (so a line's destination address
+               reaches the plugin as `destination.address`): every trace line is one
+               request, and the decision the plugin published must equal the golden
+               decision of that line, field by field; the class and cluster headers
+               match it and the plan's route, and the link that answered belongs to the
+               decided edge (the default path otherwise). Then /stats/prometheus: the
+               counters by class and by (registration, edge) equal what was sent, and
+               latency samples are exactly the requests whose matched prefix has
+               telemetry
+  telemetry    a policy of the test's own (another header prefix): one registration
+               with a telemetry prefix and one without; latency samples are recorded
+               for the first prefix's requests only
   l4           the network filter picks the tcp_proxy cluster (PROXY protocol gives
                the client and the original destination), IPv4 and IPv6
   link         one link of a primary edge cut under a steady stream: no failed request
@@ -22,6 +31,8 @@ link id. Every check compares what Envoy did with what the native engine
                rejection counter rises) and the last good one keeps serving; a policy
                with no usable edge gives class no-edge
 
+The l4, failover and reload checks run on the demo policy with a plain HTTP listener
+(the client in x-forwarded-for), their expectations from `mapsctl classify`.
 On failure the Envoy log is printed. Each stream is bounded in time and count.
 """
 
@@ -30,7 +41,9 @@ from __future__ import annotations
 import copy
 import ipaddress
 import json
+import shutil
 import sys
+import tempfile
 import time
 import traceback
 from collections import Counter
@@ -39,20 +52,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from envoy import prom_samples  # noqa: E402
-from harness import ROOT, Edge, cluster_name, ecds_with_policy, write_atomic  # noqa: E402
+from harness import ROOT, Edge, Unsendable, ecds_with_policy, split_address, write_atomic  # noqa: E402
 from traffic import Stream, request  # noqa: E402
 
 POLICY = ROOT / "fixtures/demo/policy.json"
 NO_EDGE_POLICY = ROOT / "fixtures/no-edge/policy.json"
 TRACE = ROOT / "fixtures/demo/trace.jsonl"
+FIXTURES = ROOT / "fixtures"
 
-# Extra sources so that every class shows up whatever the fixture trace holds.
-EXTRA = [
-    {"src": "not-an-address", "host": "outlook.office365.com"},  # invalid-source
-    {"src": "203.0.113.9", "host": "outlook.office365.com"},  # unregistered
-    {"src": "2001:db8:ffff::1", "host": "teams.microsoft.com"},  # unregistered, IPv6
-    {"src": "::ffff:20.33.1.40", "host": "outlook.office365.com"},  # IPv4-mapped IPv6
-]
+
+def scenarios() -> list[Path]:
+    """Every scenario directory of fixtures/ (policy, trace, golden decisions), demo first."""
+    dirs = sorted(d for d in FIXTURES.iterdir() if (d / "trace.jsonl").is_file())
+    return sorted(dirs, key=lambda d: d.name != "demo")
+
 
 REPORT: list[str] = []
 
@@ -71,30 +84,23 @@ def family(src: str) -> str:
 class Suite:
     def __init__(self) -> None:
         self.edge = Edge(POLICY)
-        self.requests: list[dict] = []  # (trace line, decision) pairs of the class table
 
     # -- helpers --------------------------------------------------------------------
     def http_trace(self) -> list[dict]:
-        """Trace lines as the HTTP filter sees them: no destination address but the
-        listener's own (what `destination.address` is), the host as :authority."""
-        lines = []
+        """Trace lines as the plain HTTP listener gets them (for the streams of the
+        failover and reload checks): the client in x-forwarded-for, no destination
+        address but the listener's own, the host as :authority (without one, the
+        listener's address, as the client sends it)."""
+        listener = f"127.0.0.1:{self.edge.http_port}"
+        out = []
         for raw in TRACE.read_text().splitlines():
             try:
                 t = json.loads(raw)
             except ValueError:
-                continue  # the fixture also holds malformed lines (for mapsctl's tests)
-            # An empty source cannot travel in x-forwarded-for (Envoy then uses the peer).
+                continue  # not a flow (the golden entry is the trace reader's error)
+            # An empty source cannot be the last x-forwarded-for entry (see Edge.send_line).
             if isinstance(t, dict) and isinstance(t.get("src"), str) and t["src"].strip():
-                lines.append(t)
-        out = []
-        for t in lines + EXTRA:
-            out.append(
-                {
-                    "src": t["src"],
-                    "dst": f"127.0.0.1:{self.edge.http_port}",
-                    "host": t.get("host") or "no-host.example",
-                }
-            )
+                out.append({"src": t["src"], "dst": listener, "host": t.get("host") or listener})
         return out
 
     def maps_clients(self, min_count: int = 2) -> tuple[str, str, list[dict]]:
@@ -110,91 +116,226 @@ class Suite:
         return pair[0], pair[1], lines
 
     # -- tests ----------------------------------------------------------------------
-    def test_classes(self) -> None:
-        trace = self.http_trace()
-        expected = self.edge.classify(trace)
-        seen: Counter = Counter()
-        problems = []
-        for t, d in zip(trace, expected):
-            r = request(self.edge.http_port, t["src"], t["host"], path="/classes")
-            got = json.loads(r.maps.get("x-maps-decision", "null") or "null")
-            answered = self.edge.edge_of(r.link)
-            want = d["edge"] if d.get("class") == "maps" else "internet"
-            ok = r.status == 200 and answered == want and got == d
-            if d.get("class") == "maps":
-                ok = ok and r.maps.get("x-maps-cluster") == cluster_name(d["edge"], d.get("backup"))
-            else:
-                ok = ok and "x-maps-cluster" not in r.maps
-            ok = ok and r.maps.get("x-maps-class") == d.get("class")
-            if not ok:
-                problems.append(
-                    f"  {t['src']} host={t['host']}: native {d}\n"
-                    f"    envoy: status={r.status} link={r.link} ({answered}, want {want}) "
-                    f"headers={r.maps} {r.error}"
-                )
-            seen[(d.get("class"), family(t["src"]))] += 1
-            self.requests.append({"t": t, "d": d, "link": r.link})
-        say(
-            "classes: "
-            + ", ".join(f"{c}/{f}={n}" for (c, f), n in sorted(seen.items()))
-            + f" ({len(trace)} requests, {len(problems)} wrong)"
-        )
-        assert not problems, "requests not routed as decided:\n" + "\n".join(problems[:20])
-        classes = {c for c, _ in seen}
-        for c in ["maps", "non-microsoft", "unverified", "unregistered", "invalid-source"]:
-            assert c in classes, f"no request of class {c} in the table"
-        assert ("maps", "ipv6") in seen, "no IPv6 client routed to an edge"
-        hosts = {t["t"]["host"] for t in self.requests if t["d"].get("class") == "maps"}
-        assert hosts - {"no-host.example"}, "no host-based destination routed"
+    def test_scenario(self, directory: Path) -> None:
+        """Every line of `directory`'s trace through Envoy, against its golden decision."""
+        trace = [l for l in (directory / "trace.jsonl").read_text().splitlines() if l.strip()]
+        golden = [
+            json.loads(l)
+            for l in (directory / "decisions.golden.jsonl").read_text().splitlines()
+            if l.strip()
+        ]
+        assert len(trace) == len(golden), f"{len(trace)} trace lines, {len(golden)} golden"
+        edge = Edge(directory / "policy.json", proxy_protocol=True)
+        failed = True
+        try:
+            edge.start()
+            names = edge.headers
+            problems: list[str] = []
+            not_flows: list[int] = []
+            sent: list[dict] = []  # golden decisions of the lines sent
+            maps_flows: list[tuple[dict, dict]] = []  # (trace line, golden) of class maps
+            seen: Counter = Counter()
+            for n, (raw, want) in enumerate(zip(trace, golden), start=1):
+                try:
+                    t = json.loads(raw)
+                except ValueError:
+                    t = None
+                if "error" in want:
+                    # The golden entry is the trace reader's error: the line is no flow
+                    # (not JSON, or no text `src`), so no request can carry it. Check
+                    # that this is so rather than trusting it.
+                    assert want.get("line") == n, f"line {n}: golden {want}"
+                    if isinstance(t, dict):
+                        try:
+                            edge.send_line(t)
+                            problems.append(f"  line {n}: {raw}\n    golden is an error but the line was sent")
+                        except Unsendable:
+                            pass
+                    not_flows.append(n)
+                    continue
+                try:
+                    r, src_seen = edge.send_line(t, path=f"/scenario/{directory.name}/{n}")
+                except Unsendable as err:
+                    problems.append(f"  line {n}: {raw}\n    cannot be sent through Envoy: {err}")
+                    continue
+                sent.append(want)
+                if want["class"] == "maps":
+                    maps_flows.append((t, want))
+                # The plugin's decision is for the client address it was given: the
+                # trace's text, except that `source.address` carries a port.
+                expect = dict(want, src=src_seen)
+                got = json.loads(r.headers.get(names["decision"]) or "null")
+                why = []
+                if r.status != 200:
+                    why.append(f"status {r.status} {r.error}")
+                if not isinstance(got, dict):
+                    why.append(f"no decision header {names['decision']}")
+                elif got != expect:
+                    diff = {
+                        k: (got.get(k, "<absent>"), expect.get(k, "<absent>"))
+                        for k in sorted(set(got) | set(expect))
+                        if got.get(k, "<absent>") != expect.get(k, "<absent>")
+                    }
+                    why.append(f"decision differs (envoy, golden): {diff}")
+                if r.headers.get(names["class"]) != want["class"]:
+                    why.append(f"{names['class']}: {r.headers.get(names['class'])!r}")
+                answered = edge.edge_of(r.link)
+                if want["class"] == "maps":
+                    route = edge.route(want["registration"]) or {}
+                    if (route.get("edge"), route.get("backup")) != (want["edge"], want.get("backup")):
+                        why.append(f"plan route {route} is not the decision's edge/backup")
+                    if r.headers.get(names["cluster"]) != route.get("cluster"):
+                        why.append(f"{names['cluster']}: {r.headers.get(names['cluster'])!r}, plan {route.get('cluster')!r}")
+                    if answered != want["edge"]:
+                        why.append(f"answered by {r.link!r} ({answered}), decided edge {want['edge']}")
+                else:
+                    if names["cluster"] in r.headers:
+                        why.append(f"{names['cluster']} set for class {want['class']}")
+                    if r.link != "internet":
+                        why.append(f"answered by {r.link!r}, not the default path")
+                if why:
+                    problems.append(f"  line {n}: {raw}\n    " + "; ".join(why))
+                addr = split_address(t["src"])
+                seen[(want["class"], family(addr[0]) if addr else "text")] += 1
+            say(
+                f"scenario {directory.name}: {len(trace)} lines, {len(sent)} sent through Envoy "
+                f"({', '.join(f'{c}/{f}={k}' for (c, f), k in sorted(seen.items()))}), "
+                f"{len(not_flows)} not flows (lines {not_flows}: golden trace-reader errors), "
+                f"{len(problems)} wrong"
+            )
+            assert not problems, "trace lines not reproduced in Envoy:\n" + "\n".join(problems[:25])
+            self.check_metrics(edge, directory.name, sent, maps_flows)
+            failed = False
+        finally:
+            if failed and edge.envoy is not None:
+                print(f"---- Envoy log of scenario {directory.name} (last 80 lines) ----")
+                print(edge.envoy.log_tail(80))
+                print(f"configuration and full log kept in {edge.workdir}")
+            edge.stop(keep_files=failed)
 
-    def test_metrics(self) -> None:
-        prom = self.edge.envoy.prometheus()  # type: ignore[union-attr]
+    def check_metrics(
+        self, edge: Edge, name: str, sent: list[dict], maps_flows: list[tuple[dict, dict]]
+    ) -> None:
+        """The scenario's Envoy saw only the scenario's requests: its counters equal them
+        exactly; latency samples are exactly the maps requests whose matched prefix has
+        telemetry (`mapsctl explain` says which)."""
+        envoy = edge.envoy
+        assert envoy is not None
+        prom = envoy.prometheus()
         by_class = {l["maps_class"]: v for l, v in prom_samples(prom, "maps_requests")}
-        sent = Counter(r["d"].get("class") for r in self.requests)
-        for cls, n in sent.items():
-            assert by_class.get(cls, 0) >= n, f"maps_requests{{maps_class={cls}}}: {by_class.get(cls)} < {n}"
+        want_class = Counter(d["class"] for d in sent)
+        assert by_class == want_class, f"maps_requests by class {by_class}, sent {dict(want_class)}"
         routed = {
             (l.get("maps_registration"), l.get("maps_edge")): v
             for l, v in prom_samples(prom, "maps_routed")
         }
-        want_routed = Counter(
-            (r["d"]["registration"], r["d"]["edge"]) for r in self.requests if r["d"].get("class") == "maps"
-        )
-        for key, n in want_routed.items():
-            assert routed.get(key, 0) >= n, f"maps_routed{key}: {routed.get(key)} < {n}"
-        # Latency histograms: for registrations whose matched prefix has telemetry.
-        tele_prefixes = telemetry_prefixes(self.edge.policy)
-        want_latency = {
-            r["d"]["registration"]
-            for r in self.requests
-            if r["d"].get("class") == "maps" and (r["d"]["registration"], r["d"]["prefix"]) in tele_prefixes
-        }
-        assert want_latency, "no telemetry prefix in the traffic"
-        envoy = self.edge.envoy
-        assert envoy is not None
+        want_routed = Counter((d["registration"], d["edge"]) for _, d in maps_flows)
+        assert routed == want_routed, f"maps_routed {routed}, sent {dict(want_routed)}"
+        tele = telemetry_of(edge, maps_flows)
+        want_latency = Counter(d["registration"] for (_, d), on in zip(maps_flows, tele) if on)
 
         def latency_now() -> dict[str, float]:
             text = envoy.prometheus()
-            return {l["maps_registration"]: v for l, v in prom_samples(text, "maps_latency_ms_count")}
+            return {l["maps_registration"]: v for l, v in prom_samples(text, "maps_latency_ms_count") if v}
 
-        # Histograms reach the admin output at the stats flush (every 5 s by default).
-        envoy.wait_for(
-            f"latency histograms of {sorted(want_latency)}",
-            lambda: all(latency_now().get(r, 0) > 0 for r in want_latency),
-            timeout=15, step=0.5,
-        )
-        prom = envoy.prometheus()
-        latency = {l["maps_registration"]: v for l, v in prom_samples(prom, "maps_latency_ms_count")}
-        # Registrations without any telemetry prefix never get a histogram.
-        no_tele = {reg for reg, _ in want_routed} - {reg for reg, _ in tele_prefixes}
-        assert not (set(latency) & no_tele), f"latency for non-telemetry registrations: {set(latency) & no_tele}"
-        buckets = [l for l, _ in prom_samples(prom, "maps_latency_ms_bucket")]
-        assert buckets and all("le" in b for b in buckets), "latency is not a Prometheus histogram"
+        if want_latency:
+            # Histograms reach the admin output at the stats flush (every 5 s).
+            envoy.wait_for(
+                f"latency samples {dict(want_latency)}",
+                lambda: all(latency_now().get(r, 0) >= k for r, k in want_latency.items()),
+                timeout=15, step=0.5,
+            )
+        else:
+            time.sleep(5.5)  # one stats flush
+        latency = latency_now()
+        assert latency == want_latency, f"latency samples {latency}, want {dict(want_latency)}"
+        buckets = [l for l, _ in prom_samples(envoy.prometheus(), "maps_latency_ms_bucket")]
+        assert not want_latency or (buckets and all("le" in b for b in buckets)), "latency is not a Prometheus histogram"
         say(
-            f"metrics: maps_requests by class {dict(sorted(by_class.items()))}; "
-            f"{len(routed)} maps_routed series (registration x edge); "
-            f"latency histograms for {sorted(latency)}"
+            f"metrics {name}: maps_requests {dict(sorted(by_class.items()))}; "
+            f"{len(routed)} maps_routed series equal to the sent requests; "
+            f"latency samples {dict(sorted(latency.items()))} (telemetry prefixes only)"
         )
+
+    def test_telemetry_per_prefix(self) -> None:
+        """One registration, two prefixes, telemetry on one: latency samples for that
+        prefix's requests only (SPEC §1: telemetry follows the matched prefix)."""
+        work = Path(tempfile.mkdtemp(prefix="maps-e2e-telemetry-"))
+        policy = {
+            "version": 1,
+            "edges": [
+                {"id": "sea", "lat": 47.61, "lon": -122.33,
+                 "links": [{"id": "sea-1", "router": "sea-r1"}, {"id": "sea-2", "router": "sea-r2"}]},
+                {"id": "chi", "lat": 41.88, "lon": -87.63,
+                 "links": [{"id": "chi-1", "router": "chi-r1"}, {"id": "chi-2", "router": "chi-r2"}]},
+            ],
+            "registrations": [
+                {"id": "northwind-wa", "customer": "Northwind", "location": "Washington",
+                 "prefixes": [
+                     {"prefix": "20.40.0.0/24", "state": "Verified", "telemetry": True},
+                     {"prefix": "20.40.8.0/24", "state": "Verified"},
+                 ]},
+                {"id": "tailwind-il", "customer": "Tailwind", "location": "Illinois",
+                 "prefixes": [{"prefix": "20.41.0.0/24", "state": "Verified"}]},
+            ],
+            # Another header prefix than the demo's: every name comes from plan.json.
+            "options": {"client_address": {"from": "xff", "trusted_hops": 1},
+                        "header_prefix": "x-edge-"},
+        }
+        path = work / "policy.json"
+        path.write_text(json.dumps(policy, indent=1))
+        lines = (
+            [{"src": f"20.40.0.{i}", "host": "any.example"} for i in range(10, 17)]  # 7, telemetry
+            + [{"src": f"20.40.8.{i}", "host": "any.example"} for i in range(10, 21)]  # 11, none
+            + [{"src": f"20.41.0.{i}", "host": "any.example"} for i in range(10, 15)]  # 5, none
+        )
+        edge = Edge(path, workdir=work / "edge", proxy_protocol=True)
+        failed = True
+        try:
+            edge.start()
+            names = edge.headers
+            assert names["prefix"] == "x-edge-", names
+            expected = edge.classify(lines)
+            assert all(d["class"] == "maps" for d in expected), expected
+            tele = telemetry_of(edge, list(zip(lines, expected)))
+            want: Counter = Counter()
+            for t, d, on in zip(lines, expected, tele):
+                assert d["class"] == "maps", d
+                r, _ = edge.send_line(t, path="/telemetry")
+                got = json.loads(r.headers.get(names["decision"]) or "null")
+                assert got == d, (t, got, d)
+                assert r.headers.get(names["cluster"]) == edge.route(d["registration"])["cluster"], r.headers
+                assert edge.edge_of(r.link) == d["edge"], (r.link, d)
+                if on:
+                    want[d["registration"]] += 1
+            assert want == {"northwind-wa": 7}, f"mapsctl explain: telemetry for {dict(want)}"
+            envoy = edge.envoy
+            assert envoy is not None
+
+            def latency_now() -> dict[str, float]:
+                text = envoy.prometheus()
+                return {l["maps_registration"]: v for l, v in prom_samples(text, "maps_latency_ms_count") if v}
+
+            envoy.wait_for("latency samples", lambda: latency_now().get("northwind-wa", 0) >= 7,
+                           timeout=15, step=0.5)
+            time.sleep(5.5)  # one more stats flush: nothing else arrives
+            latency = latency_now()
+            routed = {l.get("maps_registration"): v for l, v in prom_samples(envoy.prometheus(), "maps_routed")}
+            say(
+                f"telemetry: northwind-wa 7 requests from its telemetry prefix and 11 from the "
+                f"other, tailwind-il 5 (no telemetry): maps_routed {routed}, latency samples {latency}"
+            )
+            assert routed == {"northwind-wa": 18, "tailwind-il": 5}, routed
+            assert latency == {"northwind-wa": 7}, f"latency samples {latency}, want northwind-wa=7 only"
+            failed = False
+        finally:
+            if failed and edge.envoy is not None:
+                print("---- Envoy log of the telemetry check (last 80 lines) ----")
+                print(edge.envoy.log_tail(80))
+                print(f"policy, configuration and full log kept in {work}")
+            edge.stop(keep_files=failed)
+            if not failed:
+                shutil.rmtree(work, ignore_errors=True)
 
     def test_l4(self) -> None:
         cases = [
@@ -354,13 +495,14 @@ class Suite:
         others = [t for t in self.http_trace() if t not in lines]
         clients = [(t["src"], t["host"]) for t in lines + others[:10]]
 
-        stat = "extension_config_discovery.http_filter.maps."
+        filter_name, ecds = self.edge.http_filter()
+        stat = f"extension_config_discovery.http_filter.{filter_name}."
         rejected0 = envoy.counter(stat + "update_rejected")
         s = Stream(self.edge.http_port, clients, workers=4, interval=0.005, max_seconds=40).start()
         time.sleep(1.0)
-        out = self.edge.mapsctl_envoy_config(path_b, ecds_only=True)
+        self.edge.mapsctl_envoy_config(path_b, ecds_only=True)
         t_reload = s.elapsed()
-        version_b = out.split("policy version ", 1)[1].split()[0]
+        version_b = self.edge.policy_version
         envoy.wait_for("ECDS version B", lambda: envoy.stats(stat + "version_text").get(stat + "version_text") == f'"{version_b}"')
         envoy.wait_for(
             "probe on the default path",
@@ -374,7 +516,6 @@ class Suite:
         bad["registrations"][0]["prefixes"][0]["state"] = "Verifed"
         path_bad = self.edge.workdir / "policy-bad.json"
         path_bad.write_text(json.dumps(bad, indent=1))
-        ecds = self.edge.outdir / "xds" / "maps-http.json"
         before = ecds.read_text()
         try:
             self.edge.mapsctl_envoy_config(path_bad, ecds_only=True)
@@ -396,7 +537,7 @@ class Suite:
         assert st.sent > 200
         assert envoy.pid == pid and envoy.running(), "Envoy restarted"
         assert version_now == f'"{version_b}"', version_now
-        assert r.link == "internet" and r.maps.get("x-maps-class") == "unverified", (r.link, r.maps)
+        assert r.link == "internet" and r.headers.get(self.edge.headers["class"]) == "unverified", (r.link, r.headers)
         assert "maps: policy rejected" in log and "[unknown-state]" in log, "no rejection log line"
         # L4 follows the reload too.
         l4 = self.edge.l4_request(probe["src"], "13.107.6.152")
@@ -409,7 +550,7 @@ class Suite:
 
         def no_edge():
             r = request(self.edge.http_port, "20.33.1.10", "outlook.office365.com")
-            return r if r.maps.get("x-maps-class") == "no-edge" else None
+            return r if r.headers.get(self.edge.headers["class"]) == "no-edge" else None
 
         rn = envoy.wait_for("class no-edge after reload", no_edge)
         assert rn.link == "internet", rn
@@ -418,21 +559,26 @@ class Suite:
         self.edge.mapsctl_envoy_config(self.edge.policy_path, ecds_only=True)
 
 
-def telemetry_prefixes(policy: dict) -> set[tuple[str, str]]:
-    """(registration, prefix) pairs whose prefix opted into telemetry."""
-    return {
-        (r["id"], p["prefix"])
-        for r in policy.get("registrations", [])
-        for p in r.get("prefixes", [])
-        if p.get("telemetry")
-    }
+def telemetry_of(edge: Edge, flows: list[tuple[dict, dict]]) -> list[bool]:
+    """For each (trace line, maps decision): whether the matched prefix reports
+    telemetry, as `mapsctl explain --format json` says; the explanation's class,
+    registration and cluster must agree with the decision and the plan's route."""
+    out = []
+    for t, d in flows:
+        text = lambda k: t[k] if isinstance(t.get(k), str) else None  # noqa: E731
+        e = edge.explain(t["src"], text("dst"), text("host"))
+        matched = e.get("matched") or {}
+        assert (e.get("class"), matched.get("registration")) == (d["class"], d["registration"]), (t, d, e)
+        assert e.get("cluster") == edge.route(d["registration"])["cluster"], (t, d, e.get("cluster"))
+        out.append(bool(matched.get("telemetry")))
+    return out
 
 
 def main() -> int:
     suite = Suite()
     tests = [
-        ("classes", suite.test_classes),
-        ("metrics", suite.test_metrics),
+        *((f"scenario:{d.name}", lambda d=d: suite.test_scenario(d)) for d in scenarios()),
+        ("telemetry", suite.test_telemetry_per_prefix),
         ("l4", suite.test_l4),
         ("link_failover", suite.test_link_failover),
         ("edge_failover", suite.test_edge_failover),

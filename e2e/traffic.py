@@ -14,37 +14,75 @@ from dataclasses import dataclass, field
 class Reply:
     status: int  # 0 when no HTTP answer came (connection error, timeout)
     link: str  # the link server that answered ("" when none)
-    maps: dict[str, str]  # the x-maps-* request headers the link server saw
+    headers: dict[str, str]  # the request headers the link server saw (lower-case names)
     error: str = ""
+
+
+class ProxyProtocolConnection(http.client.HTTPConnection):
+    """An HTTP connection that opens with a PROXY protocol v1 line, as a load balancer
+    in front of Envoy would send (for a listener with `--proxy-protocol`)."""
+
+    def __init__(self, host: str, port: int, preface: bytes, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.preface = preface
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.sendall(self.preface)
+
+
+def proxy_v1(src: str, dst: str, src_port: int = 40000, dst_port: int = 443) -> bytes:
+    """A PROXY protocol v1 line for addresses of one family."""
+    fam = "TCP6" if ":" in src else "TCP4"
+    if (":" in dst) != (":" in src):
+        raise ValueError("PROXY v1 needs source and destination of one family")
+    return f"PROXY {fam} {src} {dst} {src_port} {dst_port}\r\n".encode()
+
+
+# PROXY v1 for "addresses unknown": Envoy keeps the connection's own addresses.
+PROXY_UNKNOWN = b"PROXY UNKNOWN\r\n"
 
 
 def request(
     port: int,
-    client: str,
-    host: str = "example.test",
+    client: str | None,
+    host: str | None = "example.test",
     path: str = "/",
     timeout: float = 5.0,
     conn: http.client.HTTPConnection | None = None,
+    proxy: bytes | None = None,
 ) -> Reply:
     """One GET through Envoy's listener on 127.0.0.1:`port`, as customer `client`.
 
     The customer's address travels in `x-forwarded-for` (one trusted hop, as from a
-    load balancer in front of Envoy). `host` is the :authority (the destination name).
+    load balancer in front of Envoy); `None`: no such header. `host` is the :authority
+    (the destination name); `None`: the client's default, the listener's own address.
+    `proxy`: a PROXY protocol line the new connection opens with.
     """
     own = conn is None
-    c = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    if conn is not None:
+        c = conn
+    elif proxy is not None:
+        c = ProxyProtocolConnection("127.0.0.1", port, proxy, timeout)
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    headers = {}
+    if host is not None:
+        headers["host"] = host
+    if client is not None:
+        headers["x-forwarded-for"] = client
     try:
-        c.request("GET", path, headers={"host": host, "x-forwarded-for": client})
+        c.request("GET", path, headers=headers)
         resp = c.getresponse()
         body = resp.read()
         link = resp.getheader("x-link") or ""
-        maps: dict[str, str] = {}
+        seen: dict[str, str] = {}
         if link and body:
             try:
-                maps = dict(json.loads(body).get("maps", {}))
+                seen = dict(json.loads(body).get("headers", {}))
             except (ValueError, AttributeError):
-                maps = {}
-        return Reply(resp.status, link, maps)
+                seen = {}
+        return Reply(resp.status, link, seen)
     except (OSError, http.client.HTTPException) as err:
         if not own:
             c.close()
