@@ -208,6 +208,28 @@ test('the demo policy: readiness checklist, summary, decisions, map', async () =
   await page.locator('.map-panel').screenshot({ path: join(SHOTS, 'map-europe.png') });
 });
 
+// Regression: the map showed 0 prefixes for a packed policy, and the example buttons
+// and a click on a registration found no address for it (they read the JSON prefixes).
+test('a packed policy: the map counts its prefixes and a registration fills the tester', async () => {
+  await page.setInputFiles('#file', join(ROOT, 'fixtures/packed', 'policy.json'));
+  await page.waitForFunction(() => document.querySelector('#policy').value.includes('"prefix_table"'));
+  await waitStatus('warnings');
+  const titles = await page.$$eval('#map g.reg title', (ts) => ts.map((t) => t.textContent));
+  const demo = new maps.PolicyEngine(fixture('demo', 'policy.json'));
+  const want = demo.map().registrations;
+  demo.free();
+  assert.equal(titles.length, want.length);
+  for (const [i, r] of want.entries()) {
+    assert.ok(r.prefixes > 0, r.id);
+    assert.ok(titles[i].includes(`${r.prefixes} prefix`), `${r.id}: ${titles[i]}`);
+  }
+  assert.ok(await page.locator('#examples button').count() >= 3);
+  // (The map may be zoomed elsewhere: the click is dispatched, not aimed.)
+  await page.dispatchEvent('#map g.reg[data-reg="fabrikam-wa"]', 'click');
+  const src = await page.inputValue('#src');
+  assert.ok(src.startsWith('20.33.'), src);
+});
+
 test('the page asked nothing of any other origin and logged no error', () => {
   const foreign = requests.filter((u) => !u.startsWith(site.url) && !u.startsWith('data:'));
   assert.deepEqual(foreign, []);

@@ -51,6 +51,9 @@ describe('package', () => {
       'explain(src: string, flow?: FlowOptions): Explanation;',
       'edges(registrationId: string): Candidate[];',
       'map(): MapData;',
+      'prefixes(registrationId: string, limit?: number | null): PrefixMatch[];',
+      'readonly eligibleStates: PrefixState[];',
+      'readonly headers: HeaderNames;',
       'readonly report: Report;',
       'readonly summary: Summary;']) {
       assert.ok(dts.includes(name), `missing in .d.ts: ${name}`);
@@ -191,10 +194,12 @@ describe('engine API', () => {
   test('explain() carries the decision, every edge, and the printed text', () => {
     const x = engine.explain('20.33.1.10', { host: 'outlook.office365.com' });
     const d = engine.classify('20.33.1.10', { host: 'outlook.office365.com' });
-    assert.deepEqual(Object.keys(x).sort(), ['address', 'also_inside', 'backup', 'class', 'destination', 'dst', 'edge', 'edges', 'eligible_states', 'failover', 'host', 'link', 'matched', 'site', 'src', 'text', 'why'].sort());
+    assert.deepEqual(Object.keys(x).sort(), ['address', 'also_inside', 'backup', 'class', 'cluster', 'destination', 'dst', 'edge', 'edges', 'eligible_states', 'failover', 'host', 'link', 'matched', 'site', 'src', 'text', 'why'].sort());
     assert.equal(x.class, d.class);
     assert.equal(x.edge, d.edge);
     assert.equal(x.link, d.link);
+    assert.equal(x.cluster, engine.map().registrations.find((r) => r.id === d.registration).cluster);
+    assert.ok(x.cluster.startsWith('maps_'));
     assert.deepEqual(x.failover, d.failover);
     assert.equal(x.edges.length, doc.edges.length);
     assert.equal(x.edges[0].position, 1);
@@ -219,6 +224,26 @@ describe('engine API', () => {
       assert.equal(r.backup, cands[1]?.edge ?? null);
     }
     for (const e of m.edges) assert.equal(e.usable, !e.drained && e.usable_links > 0);
+  });
+
+  // Regression: the map showed 0 prefixes for a packed policy, and explain() said "no
+  // registered prefix contains it" for a source that classifies maps.
+  test('a packed policy (fixtures/packed) shows every view exactly as its JSON form', () => {
+    const packed = new PolicyEngine(read('packed', 'policy.json'));
+    const sortP = (xs) => [...xs].sort((a, b) => a.prefix.localeCompare(b.prefix));
+    assert.deepEqual(packed.map(), engine.map());
+    assert.ok(packed.map().registrations.some((r) => r.prefixes > 0));
+    for (const r of engine.map().registrations) {
+      assert.equal(r.prefixes, doc.registrations.find((x) => x.id === r.id).prefixes.length, r.id);
+      assert.deepEqual(sortP(packed.prefixes(r.id, 1000)), sortP(engine.prefixes(r.id, 1000)), r.id);
+    }
+    for (const src of ['20.33.1.10', '52.160.42.1', '20.33.16.5', '2603:10a0:400::10', '198.18.0.1']) {
+      const flow = { host: 'outlook.office365.com' };
+      assert.deepEqual(packed.explain(src, flow), engine.explain(src, flow), src);
+    }
+    assert.ok(packed.explain('20.33.1.10', { host: 'outlook.office365.com' }).matched);
+    assert.deepEqual(packed.eligibleStates, engine.eligibleStates);
+    assert.deepEqual(packed.headers, engine.headers);
   });
 
   test('options: undefined and null are defaults; unknown keys and wrong types throw', () => {
