@@ -126,6 +126,11 @@ class Edge:
             "--plugin", self.tools["plugin"],
             "--health-interval-ms", str(self.health_interval_ms),
         ]
+        # The checks read the plugin's decision where the link servers see it: the
+        # decision headers must travel upstream (needed once envoy-config strips them
+        # by default; asked for only when this mapsctl knows the flag).
+        if "--expose-decision-headers" in envoy_config_help(self.tools["mapsctl"]):
+            args.append("--expose-decision-headers")
         # Addresses for the links this policy has (mapsctl refuses unknown link ids).
         doc = json.loads(Path(policy).read_text())
         ids = {l["id"] for e in doc.get("edges", []) for l in e.get("links", [])}
@@ -298,6 +303,17 @@ class Edge:
             if line.lower().startswith(b"x-link:"):
                 return line.split(b":", 1)[1].strip().decode()
         return ""
+
+
+_HELP: dict[str, str] = {}
+
+
+def envoy_config_help(mapsctl: str) -> str:
+    """`mapsctl envoy-config --help` (once per binary)."""
+    if mapsctl not in _HELP:
+        r = subprocess.run([mapsctl, "envoy-config", "--help"], capture_output=True, text=True, timeout=60)
+        _HELP[mapsctl] = r.stdout
+    return _HELP[mapsctl]
 
 
 class Unsendable(ValueError):
