@@ -108,6 +108,12 @@ codes! {
     BadHeaderPrefix = "bad-header-prefix", Error;
     /// A link `address` that is not `host:port`.
     MalformedAddress = "malformed-address", Error;
+    /// An edge, link or registration id that is empty, only whitespace, longer than 256
+    /// bytes, or carries control or bidirectional-formatting characters.
+    BadId = "bad-id", Error;
+    /// Two edge (or registration) ids that differ only by `.` and `_`: the plugin's
+    /// metric names (where `.` is written `_`) would mix them up.
+    MetricNameCollision = "metric-name-collision", Error;
     /// An edge with fewer than two usable links, or links all on one router.
     NoLocalRedundancy = "no-local-redundancy", Warning;
     /// Fewer than two usable edges.

@@ -145,6 +145,7 @@ pub use state::PrefixState;
 /// Trace lines in, decision lines out (SPEC §5).
 pub use trace::{decide_line, error_line, parse_line, TraceLine};
 /// Validation: document → policy, every problem with code, JSON Pointer, line.
+pub use validate::ids::{MAX_ID_BYTES, MAX_NAME_BYTES};
 pub use validate::{validate, Validated, MAX_PER_CODE};
 
 /// A policy text's version: 64-bit FNV-1a of its bytes, in hex. The same text always

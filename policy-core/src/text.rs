@@ -29,7 +29,9 @@ pub fn pointer(base: &str, tokens: &[&str]) -> String {
     p
 }
 
-/// Levenshtein distance over lowercase characters, bounded work (`O(a*b)`).
+/// Levenshtein distance over lowercase characters, `O(a*b)`: the reference the banded
+/// [`edit_distance_within`] is tested against.
+#[cfg(test)]
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().flat_map(char::to_lowercase).collect();
     let b: Vec<char> = b.chars().flat_map(char::to_lowercase).collect();
@@ -52,30 +54,148 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     prev.last().copied().unwrap_or(0)
 }
 
+/// "Did you mean" works on names of at most this many characters: a longer name is
+/// not a typo of a short one, and comparing it would cost time for nothing.
+pub const SUGGEST_MAX_CHARS: usize = 64;
+/// At most this many candidates are compared with one name (the first ones given).
+pub const SUGGEST_MAX_CANDIDATES: usize = 256;
+/// A suggestion is at most this many edits away (less for short names).
+pub const SUGGEST_MAX_EDITS: usize = 3;
+
+fn lower_chars(s: &str) -> Vec<char> {
+    s.chars().flat_map(char::to_lowercase).collect()
+}
+
+/// Levenshtein distance over lowercase characters when it is at most `max`, else
+/// `None`. Banded: `O(len * max)` work, whatever the strings.
+#[cfg(test)]
+pub fn edit_distance_within(a: &str, b: &str, max: usize) -> Option<usize> {
+    banded(&lower_chars(a), &lower_chars(b), max)
+}
+
+fn banded(a: &[char], b: &[char], max: usize) -> Option<usize> {
+    let (n, m) = (a.len(), b.len());
+    if n.abs_diff(m) > max {
+        return None;
+    }
+    let inf = max.saturating_add(1);
+    let mut prev: Vec<usize> = (0..=m).map(|j| if j <= max { j } else { inf }).collect();
+    let mut cur = alloc::vec![inf; m + 1];
+    for (i, ca) in a.iter().enumerate() {
+        let i = i + 1;
+        let lo = i.saturating_sub(max).max(1);
+        let hi = i.saturating_add(max).min(m);
+        if let Some(first) = cur.first_mut() {
+            *first = if i <= max { i } else { inf };
+        }
+        if lo > 1 {
+            if let Some(slot) = cur.get_mut(lo - 1) {
+                *slot = inf;
+            }
+        }
+        let mut row_min = cur.first().copied().unwrap_or(inf);
+        for j in lo..=hi {
+            let cb = b.get(j - 1);
+            let sub = prev.get(j - 1).copied().unwrap_or(inf) + usize::from(Some(ca) != cb);
+            let del = prev.get(j).copied().unwrap_or(inf) + 1;
+            let ins = cur.get(j - 1).copied().unwrap_or(inf) + 1;
+            let v = sub.min(del).min(ins).min(inf);
+            if let Some(slot) = cur.get_mut(j) {
+                *slot = v;
+            }
+            row_min = row_min.min(v);
+        }
+        if let Some(slot) = cur.get_mut(hi + 1) {
+            *slot = inf;
+        }
+        if row_min > max {
+            return None;
+        }
+        core::mem::swap(&mut prev, &mut cur);
+    }
+    prev.get(m).copied().filter(|d| *d <= max)
+}
+
 /// The candidate closest to `name`, if it is close enough to be a plausible typo
-/// (distance at most a third of the longer name, and at least 1 edit allowed).
+/// (distance at most a third of the longer name, at least 1 and at most
+/// [`SUGGEST_MAX_EDITS`]), or a truncated or extended form of it (`lattitude` for
+/// `lat`).
+///
+/// Bounded work whatever the input: `None` for a name longer than
+/// [`SUGGEST_MAX_CHARS`]; candidates that long are skipped; only the first
+/// [`SUGGEST_MAX_CANDIDATES`] candidates are looked at; only those within the edit
+/// limit in length are compared, with a banded edit distance.
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // Four bytes per character at most: a cheap first bound before counting.
+    if name.len() > SUGGEST_MAX_CHARS * 4 {
+        return None;
+    }
+    let a = lower_chars(name);
+    if a.len() > SUGGEST_MAX_CHARS || a.is_empty() {
+        return None;
+    }
     let mut best: Option<(usize, &'a str)> = None;
-    for c in candidates {
-        let d = edit_distance(name, c);
-        if best.is_none_or(|(bd, _)| d < bd) {
+    let mut prefix: Option<&'a str> = None;
+    let mut b: Vec<char> = Vec::with_capacity(SUGGEST_MAX_CHARS * 2);
+    for c in candidates.into_iter().take(SUGGEST_MAX_CANDIDATES) {
+        if c.len() > SUGGEST_MAX_CHARS * 4 {
+            continue;
+        }
+        b.clear();
+        b.extend(c.chars().flat_map(char::to_lowercase));
+        if b.len() > SUGGEST_MAX_CHARS {
+            continue;
+        }
+        if prefix.is_none() && related_by_prefix(&a, &b) {
+            prefix = Some(c);
+        }
+        let limit = (a.len().max(b.len()) / 3).clamp(1, SUGGEST_MAX_EDITS);
+        let limit = match best {
+            // Only a strictly closer candidate can win.
+            Some((bd, _)) => limit.min(bd.saturating_sub(1)),
+            None => limit,
+        };
+        if let Some(d) = banded(&a, &b, limit) {
             best = Some((d, c));
         }
     }
-    let (d, c) = best?;
-    // A truncated or extended word (`lattitude` for `lat`) is a plausible typo too.
-    let lower = name.to_ascii_lowercase();
-    if let Some(c) = candidates_prefix(&lower, c) {
-        return Some(c);
-    }
-    let limit = (name.chars().count().max(c.chars().count()) / 3).max(1);
-    (d <= limit).then_some(c)
+    best.map(|(_, c)| c).or(prefix)
 }
 
-fn candidates_prefix<'a>(lower: &str, best: &'a str) -> Option<&'a str> {
-    let b = best.to_ascii_lowercase();
-    (b.len() >= 3 && lower.len() >= 3 && (lower.starts_with(&b) || b.starts_with(lower)))
-        .then_some(best)
+/// One is a prefix of the other, both of three characters or more.
+fn related_by_prefix(a: &[char], b: &[char]) -> bool {
+    a.len() >= 3 && b.len() >= 3 && (a.starts_with(b) || b.starts_with(a))
+}
+
+/// At most this many characters of a value are quoted back in a message.
+pub const SHOWN_MAX_CHARS: usize = 80;
+
+/// `value` as a message quotes it: whole when short, else its first
+/// [`SHOWN_MAX_CHARS`] characters, then `…` and its length in bytes.
+pub fn shown(value: &str) -> alloc::borrow::Cow<'_, str> {
+    match value.char_indices().nth(SHOWN_MAX_CHARS) {
+        None => alloc::borrow::Cow::Borrowed(value),
+        Some((cut, _)) => alloc::borrow::Cow::Owned(alloc::format!(
+            "{}… ({} bytes)",
+            value.get(..cut).unwrap_or(""),
+            value.len()
+        )),
+    }
+}
+
+/// At most `max` of `names`, joined with `, `, then how many were left out.
+pub fn some_names(names: &[&str], max: usize) -> String {
+    let mut out = String::new();
+    for (i, n) in names.iter().take(max).enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&shown(n));
+    }
+    if names.len() > max {
+        out.push_str(&alloc::format!(" and {} more", names.len() - max));
+    }
+    out
 }
 
 /// 1-based line and column (in characters) of byte offset `offset` in `text`.
@@ -283,6 +403,74 @@ mod tests {
         assert_eq!(closest("Washingtn", names), Some("Washington"));
         assert_eq!(closest("washington", names), Some("Washington"));
         assert_eq!(closest("Zzzzzzzz", names), None);
+    }
+
+    #[test]
+    fn banded_distance_agrees_with_the_full_one() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let word = |x: &mut u64| {
+            *x ^= *x << 13;
+            *x ^= *x >> 7;
+            *x ^= *x << 17;
+            let len = (*x % 9) as usize;
+            (0..len)
+                .map(|i| char::from(b"abcAB"[((*x >> (i * 3)) % 5) as usize]))
+                .collect::<String>()
+        };
+        for _ in 0..5000 {
+            let (a, b) = (word(&mut x), word(&mut x));
+            let full = edit_distance(&a, &b);
+            for max in 0..5 {
+                let want = (full <= max).then_some(full);
+                assert_eq!(edit_distance_within(&a, &b, max), want, "{a:?} {b:?} {max}");
+            }
+        }
+    }
+
+    #[test]
+    fn closest_is_bounded() {
+        // Over-long names get no suggestion, however close a candidate is.
+        let long = "e".repeat(SUGGEST_MAX_CHARS + 1);
+        let near = "e".repeat(SUGGEST_MAX_CHARS);
+        assert_eq!(closest(&long, [near.as_str()]), None);
+        assert_eq!(closest(&"x".repeat(100_000_000), ["xx"]), None);
+        // Over-long candidates are skipped.
+        assert_eq!(closest(&near, [long.as_str()]), None);
+        // Only the first SUGGEST_MAX_CANDIDATES candidates are looked at.
+        let mut many: Vec<String> = (0..SUGGEST_MAX_CANDIDATES)
+            .map(|i| alloc::format!("zzzzzzzz{i}"))
+            .collect();
+        many.push(String::from("washington"));
+        assert_eq!(closest("washingtn", many.iter().map(String::as_str)), None);
+        many.truncate(10);
+        many.push(String::from("washington"));
+        assert_eq!(
+            closest("washingtn", many.iter().map(String::as_str)),
+            Some("washington")
+        );
+        // At most SUGGEST_MAX_EDITS edits, however long the names.
+        let a = "abcdefghijklmnopqrstuvwxyz0123";
+        let b = "abcdefghijklmnopqrstuvwxyz4567";
+        assert_eq!(closest(a, [b]), None);
+        assert_eq!(
+            closest(a, ["abcdefghijklmnopqrstuvwxyz0456"]),
+            Some("abcdefghijklmnopqrstuvwxyz0456")
+        );
+        // Every location name and alias is looked at.
+        assert!(crate::locations::names().count() <= SUGGEST_MAX_CANDIDATES);
+        // Truncated or extended words still suggest.
+        assert_eq!(closest("lattitude", ["lon", "lat"]), Some("lat"));
+    }
+
+    #[test]
+    fn shown_values_are_cut() {
+        assert_eq!(shown("short"), "short");
+        let s = shown(&"é".repeat(1000)).into_owned();
+        assert!(s.ends_with("… (2000 bytes)"), "{s}");
+        assert_eq!(
+            s.chars().count(),
+            SHOWN_MAX_CHARS + "… (2000 bytes)".len() - 2
+        );
     }
 
     #[test]

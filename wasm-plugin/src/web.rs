@@ -55,7 +55,7 @@ export type DiagnosticCode =
   | "duplicate-edge-id" | "duplicate-link-id" | "duplicate-registration-id"
   | "duplicate-prefix" | "unknown-edge" | "coordinate-out-of-range"
   | "unknown-location" | "missing-location" | "unknown-state" | "malformed-domain"
-  | "bad-header-prefix" | "malformed-address"
+  | "bad-header-prefix" | "malformed-address" | "bad-id" | "metric-name-collision"
   | "no-local-redundancy" | "no-geo-redundancy" | "link-capacity"
   | "overlapping-prefix" | "ipv6-prefix" | "long-prefix-without-key"
   | "documentation-prefix" | "no-eligible-prefix" | "pinned-edge-drained"

@@ -25,7 +25,7 @@ impl Checker {
                     Diagnostic::new(
                         Code::MalformedPrefix,
                         path,
-                        format!("`{text}` is not a prefix"),
+                        format!("`{}` is not a prefix", crate::text::shown(text)),
                     )
                     .with_help(help),
                 );

@@ -12,7 +12,7 @@ use super::Checker;
 use crate::addr::HostPort;
 use crate::diag::{Code, Diagnostic};
 use crate::model::{Edge, Link};
-use crate::text::pointer;
+use crate::text::{pointer, shown};
 
 /// The edges by id, as registrations refer to them.
 pub(super) struct EdgeIndex<'a> {
@@ -76,7 +76,10 @@ impl Checker {
                 Diagnostic::new(
                     Code::DuplicateEdgeId,
                     pointer(&base, &["id"]),
-                    format!("edge id `{}` is already used by /edges/{first}", e.id),
+                    format!(
+                        "edge id `{}` is already used by /edges/{first}",
+                        shown(&e.id)
+                    ),
                 )
                 .with_help("give each edge a unique id"),
             );
@@ -111,7 +114,7 @@ impl Checker {
                 Diagnostic::new(
                     Code::DuplicateLinkId,
                     pointer(lbase, &["id"]),
-                    format!("link id `{}` is already used by {first}", l.id),
+                    format!("link id `{}` is already used by {first}", shown(&l.id)),
                 )
                 .with_help("link ids are unique across the whole document"),
             );
@@ -124,7 +127,7 @@ impl Checker {
                     Diagnostic::new(
                         Code::MalformedAddress,
                         pointer(lbase, &["address"]),
-                        format!("link address `{addr}` is not host:port"),
+                        format!("link address `{}` is not host:port", shown(addr)),
                     )
                     .with_help("write it as 192.0.2.10:443, [2001:db8::1]:443 or name.example:443"),
                 );

@@ -12,6 +12,7 @@
 pub(crate) mod address_space;
 mod destinations;
 mod edges;
+pub(crate) mod ids;
 mod options;
 mod overlap;
 mod prefixes;
@@ -118,6 +119,15 @@ impl Checker {
         }
     }
 
+    /// Counts one diagnostic of `code` and says whether it is to be shown (made):
+    /// false once [`MAX_PER_CODE`] were. For diagnostics that cost something to make
+    /// (a "did you mean" search), so that a hostile document pays for 100 at most.
+    fn take_slot(&mut self, code: Code) -> bool {
+        let n = self.per_code.entry(code).or_insert(0);
+        *n += 1;
+        *n <= MAX_PER_CODE
+    }
+
     /// Counts `n` diagnostics of `code` that were found but never made.
     fn count_unshown(&mut self, code: Code, n: usize) {
         *self.per_code.entry(code).or_insert(0) += n;
@@ -158,6 +168,7 @@ impl Checker {
         self.version(doc.version);
         let eligible = self.eligible_states(&doc.options.eligible_states);
         self.header_prefix(&doc.options.header_prefix);
+        self.ids_and_names(&doc);
         let edges = self.edges(&doc.edges);
         let mut summary = Summary {
             edges: doc.edges.len(),

@@ -9,7 +9,7 @@ use crate::diag::{Code, Diagnostic};
 use crate::model::{AddressSource, ClientAddress};
 use crate::policy::ClientRule;
 use crate::state::PrefixState;
-use crate::text::{closest, pointer};
+use crate::text::{closest, pointer, shown};
 
 /// Azure's `prefixValidationState` values, as the help of an unknown state lists them.
 const STATE_NAMES: [&str; 7] = [
@@ -22,10 +22,13 @@ impl Checker {
         if let Some(s) = PrefixState::from_name(text) {
             return Some(s);
         }
+        if !self.take_slot(Code::UnknownState) {
+            return None;
+        }
         let d = Diagnostic::new(
             Code::UnknownState,
             path,
-            format!("unknown prefix state `{text}`"),
+            format!("unknown prefix state `{}`", shown(text)),
         );
         let help = match closest(text, STATE_NAMES) {
             Some(s) => format!(

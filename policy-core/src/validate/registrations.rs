@@ -12,7 +12,12 @@ use crate::diag::{Code, Diagnostic};
 use crate::locations;
 use crate::model::{Edge, Registration};
 use crate::policy::{Backup, Site, MAX_REGISTRATIONS};
-use crate::text::{closest, pointer};
+use crate::text::{closest, pointer, shown, some_names};
+
+use super::ids::MAX_NAME_BYTES;
+
+/// At most this many edge ids are listed in a help line.
+const LISTED_NAMES: usize = 20;
 
 /// What a registration resolves to: its site and its pinned edges.
 pub(super) struct Resolved {
@@ -68,7 +73,7 @@ impl Checker {
                     pointer(&base, &["id"]),
                     format!(
                         "registration id `{}` is already used by /registrations/{first}",
-                        r.id
+                        shown(&r.id)
                     ),
                 )
                 .with_help("give each registration (Azure peering service) a unique id"),
@@ -104,29 +109,34 @@ impl Checker {
             from_location: false,
         };
         if let Some(name) = &r.location {
-            match locations::find(name) {
-                Some(loc) => {
-                    site = Site {
-                        lat: loc.lat,
-                        lon: loc.lon,
-                        from_location: true,
+            if name.len() > MAX_NAME_BYTES {
+                self.too_long(pointer(base, &["location"]), "location", name);
+            } else {
+                match locations::find(name) {
+                    Some(loc) => {
+                        site = Site {
+                            lat: loc.lat,
+                            lon: loc.lon,
+                            from_location: true,
+                        }
                     }
-                }
-                None => {
-                    let d = Diagnostic::new(
-                        Code::UnknownLocation,
-                        pointer(base, &["location"]),
-                        format!("`{name}` is not an Azure Peering Service location"),
-                    );
-                    let d = match closest(name, locations::names()) {
-                        Some(s) => d.with_help(format!(
-                            "did you mean `{s}`? (US states; countries elsewhere)"
-                        )),
-                        None => d.with_help(
-                            "name a US state, or a country outside the US, or give lat and lon",
-                        ),
-                    };
-                    self.push(d);
+                    None if self.take_slot(Code::UnknownLocation) => {
+                        let d = Diagnostic::new(
+                            Code::UnknownLocation,
+                            pointer(base, &["location"]),
+                            format!("`{}` is not an Azure Peering Service location", shown(name)),
+                        );
+                        let d = match closest(name, locations::names()) {
+                            Some(s) => d.with_help(format!(
+                                "did you mean `{s}`? (US states; countries elsewhere)"
+                            )),
+                            None => d.with_help(
+                                "name a US state, or a country outside the US, or give lat and lon",
+                            ),
+                        };
+                        self.push(d);
+                    }
+                    None => {}
                 }
             }
         }
@@ -171,7 +181,9 @@ impl Checker {
         index: &EdgeIndex<'_>,
     ) -> Option<usize> {
         let Some(&e) = index.ids.get(id) else {
-            self.unknown_edge(base, field, id, &index.names);
+            if self.take_slot(Code::UnknownEdge) {
+                self.unknown_edge(base, field, id, &index.names);
+            }
             return None;
         };
         let edge = edges.get(e)?;
@@ -193,7 +205,7 @@ impl Checker {
         let d = Diagnostic::new(
             Code::UnknownEdge,
             pointer(base, &[field]),
-            format!("no edge has id `{id}`"),
+            format!("no edge has id `{}`", shown(id)),
         );
         let none: &[&str] = if field == "backup_edge" {
             &["None"]
@@ -207,9 +219,12 @@ impl Checker {
             Some(s) => d.with_help(format!("did you mean `{s}`?")),
             None if field == "backup_edge" => d.with_help(format!(
                 "use one of the edge ids ({}) or \"None\" for no backup",
-                names.join(", ")
+                some_names(names, LISTED_NAMES)
             )),
-            None => d.with_help(format!("use one of the edge ids: {}", names.join(", "))),
+            None => d.with_help(format!(
+                "use one of the edge ids: {}",
+                some_names(names, LISTED_NAMES)
+            )),
         };
         self.push(d);
     }
