@@ -197,8 +197,10 @@ impl PluginReplay {
     /// The source is delivered the way the policy says the plugin reads it: as the
     /// `source.address` property, or, with `client_address.from = "xff"`, as the entry of
     /// `x-forwarded-for` that `trusted_hops` proxies (documentation addresses) follow, the
-    /// downstream peer being the last of them. Such a header cannot carry a source
-    /// containing `,`: that gives [`Error::Usage`].
+    /// downstream peer being the last of them. Such a header cannot carry a `,` inside
+    /// one entry: a source containing `,` (never an address) travels with each `,`
+    /// written `;` (not an address either), so the plugin decides `invalid-source` as
+    /// mapsctl does.
     pub fn decide(
         &mut self,
         src: &str,
@@ -206,15 +208,17 @@ impl PluginReplay {
         host: Option<&str>,
     ) -> Result<Value, Error> {
         let from_xff = self.from_xff;
-        let hops = self.trusted_hops.min(64);
-        if from_xff && src.contains(',') {
-            return Err(Error::Usage(format!(
-                "source {src:?} contains ',' and cannot travel in x-forwarded-for"
-            )));
-        }
+        // Exactly as many trusted proxies as the policy says (validation keeps it at
+        // most policy_core::MAX_TRUSTED_HOPS): fewer would make the plugin fall back to
+        // the downstream peer where mapsctl reads `src`.
+        let hops = self.trusted_hops;
         let mut req = self.plugin.http_request();
         if from_xff {
-            let mut xff = src.to_string();
+            // A `,` would split the source into two entries. A source holding one is
+            // never an address (mapsctl says `invalid-source`), and neither is it with
+            // each `,` written `;`: the plugin then reads one entry, not an address,
+            // and says `invalid-source` too. The decision line carries `src` verbatim.
+            let mut xff = src.replace(',', ";");
             for _ in 0..hops {
                 xff.push_str(", ");
                 xff.push_str(TRUSTED_PROXY);

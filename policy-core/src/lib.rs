@@ -143,9 +143,13 @@ pub use select::{edge_order, haversine_km, Candidate, Reason};
 /// Azure's prefix validation states.
 pub use state::PrefixState;
 /// Trace lines in, decision lines out (SPEC §5).
-pub use trace::{decide_line, error_line, parse_line, TraceLine};
+pub use trace::{
+    decide_line, error_line, line_too_long_message, parse_line, trace_lines, TraceLine,
+    MAX_TRACE_LINE_BYTES,
+};
 /// Validation: document → policy, every problem with code, JSON Pointer, line.
-pub use validate::ids::{MAX_ID_BYTES, MAX_NAME_BYTES};
+pub use validate::ids::{unsafe_char, MAX_ID_BYTES, MAX_NAME_BYTES};
+pub use validate::options::MAX_TRUSTED_HOPS;
 pub use validate::{validate, Validated, MAX_PER_CODE};
 
 /// A policy text's version: 64-bit FNV-1a of its bytes, in hex. The same text always

@@ -19,7 +19,9 @@ use crate::diag::{Code, Diagnostic};
 use crate::model::{
     Destination, Edge, Link, Options, PolicyDocument, PrefixEntry, Provider, Registration,
 };
-use crate::text::{closest, line_col, locate, push_token};
+use crate::text::{closest, line_col, locate, push_token, shown};
+use crate::validate::MAX_PER_CODE;
+use alloc::collections::BTreeMap;
 
 /// Parses a policy document from raw bytes.
 ///
@@ -86,9 +88,38 @@ pub fn parse_str(text: &str) -> Result<PolicyDocument, Vec<Diagnostic>> {
         // Should not happen; report the first error as found.
         diags.push(data_error("", &first));
     }
+    let mut diags = cap_per_code(diags);
     fill_lines(text, &mut diags);
     crate::diag::sort_by_position(&mut diags);
     Err(diags)
+}
+
+/// At most [`MAX_PER_CODE`] diagnostics of each code (the first ones, in document
+/// order), then per code over the cap one line counting the rest, as validation does:
+/// 40,000 prefixes with a misspelt key give 100 `unknown-field` errors and a count.
+fn cap_per_code(diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut per_code: BTreeMap<Code, usize> = BTreeMap::new();
+    let mut out = Vec::with_capacity(diags.len().min(MAX_PER_CODE * 4));
+    for d in diags {
+        let n = per_code.entry(d.code).or_insert(0);
+        *n += 1;
+        if *n <= MAX_PER_CODE {
+            out.push(d);
+        }
+    }
+    for (code, n) in per_code {
+        if n > MAX_PER_CODE {
+            out.push(Diagnostic::new(
+                code,
+                "",
+                format!(
+                    "... and {} more `{code}` diagnostics not shown",
+                    n - MAX_PER_CODE
+                ),
+            ));
+        }
+    }
+    out
 }
 
 /// Fills in `line`/`column` of diagnostics that have a path and no position yet.
@@ -269,7 +300,11 @@ fn data_error<E: core::fmt::Display>(base: &str, e: &serde_path_to_error::Error<
 }
 
 fn unknown_field(path: &str, name: &str, expected: &[&str]) -> Diagnostic {
-    let d = Diagnostic::new(Code::UnknownField, path, format!("unknown field `{name}`"));
+    let d = Diagnostic::new(
+        Code::UnknownField,
+        path,
+        format!("unknown field `{}`", shown(name)),
+    );
     match closest(name, expected.iter().copied()) {
         Some(s) => d.with_help(format!("did you mean `{s}`?")),
         None if expected.is_empty() => d.with_help("remove it"),
@@ -327,6 +362,37 @@ mod tests {
         let lnks = errs.iter().find(|d| d.path == "/edges/0/lnks").unwrap();
         assert_eq!(lnks.help.as_deref(), Some("did you mean `links`?"));
         assert_eq!(lnks.line, Some(2));
+    }
+
+    #[test]
+    fn shape_errors_are_capped_per_code() {
+        let prefixes: Vec<String> = (0..40_000)
+            .map(|i| {
+                format!(
+                    "{{\"prefix\": \"20.{}.{}.0/24\", \"stat\": \"Verified\"}}",
+                    i / 256 % 256,
+                    i % 256
+                )
+            })
+            .collect();
+        let text = format!(
+            "{{\"version\": 1, \"registrations\": [{{\"id\": \"r\", \"location\": \"Texas\", \"prefixes\": [\n{}]}}]}}",
+            prefixes.join(",\n")
+        );
+        let errs = parse_str(&text).unwrap_err();
+        let unknown: Vec<&Diagnostic> = errs
+            .iter()
+            .filter(|d| d.code == Code::UnknownField)
+            .collect();
+        assert_eq!(unknown.len(), MAX_PER_CODE + 1);
+        assert_eq!(errs.len(), MAX_PER_CODE + 1);
+        assert!(errs
+            .iter()
+            .any(|d| d.message == "... and 39900 more `unknown-field` diagnostics not shown"));
+        // The shown ones are the first, with their lines.
+        let first = unknown.iter().find(|d| !d.path.is_empty()).unwrap();
+        assert_eq!(first.path, "/registrations/0/prefixes/0/stat");
+        assert_eq!(first.line, Some(2));
     }
 
     #[test]

@@ -27,9 +27,39 @@ pub struct TraceLine<'a> {
     pub host: Option<Cow<'a, str>>,
 }
 
-/// Parses a trace line; the error is a message for the `error` field.
+/// The longest trace line read, in bytes (without its line ending). A longer line is
+/// a malformed line; readers skip it without holding it whole in memory.
+pub const MAX_TRACE_LINE_BYTES: usize = 64 * 1024;
+
+/// The `error` of a trace line longer than [`MAX_TRACE_LINE_BYTES`].
+pub fn line_too_long_message() -> String {
+    format!(
+        "malformed trace line: longer than {MAX_TRACE_LINE_BYTES} bytes (a trace line is one \
+         small JSON object)"
+    )
+}
+
+/// Parses a trace line; the error is a message for the `error` field. A blank or
+/// whitespace-only line is malformed (SPEC §5: it still gets its own output line), and
+/// so is a line longer than [`MAX_TRACE_LINE_BYTES`].
 pub fn parse_line(text: &str) -> Result<TraceLine<'_>, String> {
+    if text.len() > MAX_TRACE_LINE_BYTES {
+        return Err(line_too_long_message());
+    }
+    if text.trim().is_empty() {
+        return Err(String::from(
+            "malformed trace line: the line is blank (one JSON object per line)",
+        ));
+    }
     serde_json::from_str(text).map_err(|e| format!("malformed trace line: {e}"))
+}
+
+/// The lines of a whole trace text, as every reader numbers them: split at `\n`, a
+/// final line ending does not start another line, blank lines are lines.
+pub fn trace_lines(text: &str) -> impl Iterator<Item = &str> {
+    let empty = text.is_empty();
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    text.split('\n').filter(move |_| !empty)
 }
 
 /// The error line for line number `n` (1-based).
@@ -57,6 +87,9 @@ pub fn error_line(n: u64, message: &str) -> String {
 /// out.clear();
 /// assert!(!policy_core::decide_line(&engine.classifier, 2, "nope", &mut out));
 /// assert!(out.starts_with(r#"{"line":2,"error":"#));
+/// out.clear();
+/// assert!(!policy_core::decide_line(&engine.classifier, 3, "  ", &mut out));
+/// assert!(out.starts_with(r#"{"line":3,"error":"malformed trace line: the line is blank"#));
 /// ```
 pub fn decide_line(c: &Classifier, n: u64, text: &str, out: &mut String) -> bool {
     match parse_line(text) {
@@ -80,5 +113,29 @@ pub fn decide_line(c: &Classifier, n: u64, text: &str, out: &mut String) -> bool
             out.push_str(&error_line(n, &e));
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_and_long_lines_are_malformed() {
+        assert!(parse_line("").unwrap_err().contains("blank"));
+        assert!(parse_line(" \t\r").unwrap_err().contains("blank"));
+        let long = alloc::format!("{{\"src\": \"{}\"}}", "1".repeat(MAX_TRACE_LINE_BYTES));
+        assert_eq!(parse_line(&long).unwrap_err(), line_too_long_message());
+        assert!(parse_line(r#"{"src": "192.0.2.1"}"#).is_ok());
+    }
+
+    #[test]
+    fn trace_lines_keep_blank_lines() {
+        let v: alloc::vec::Vec<&str> = trace_lines("a\n\n  \nb\n").collect();
+        assert_eq!(v, ["a", "", "  ", "b"]);
+        assert_eq!(trace_lines("a\nb").count(), 2);
+        assert_eq!(trace_lines("").count(), 0);
+        assert_eq!(trace_lines("\n").count(), 1);
+        assert_eq!(trace_lines("\n\n").count(), 2);
     }
 }

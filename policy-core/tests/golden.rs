@@ -117,10 +117,9 @@ fn scenario_traces_give_their_golden_decisions() {
             policy_core::load(&policy, false).unwrap_or_else(|r| panic!("{}: {r}", dir.display()));
         let trace = fs::read_to_string(dir.join("trace.jsonl")).unwrap();
         let mut out = String::new();
-        for (i, line) in trace.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
+        // Every line, blank ones included (SPEC §5), as mapsctl and classifyTrace read it.
+        for (i, line) in policy_core::trace_lines(&trace).enumerate() {
+            let line = line.trim_ascii();
             policy_core::decide_line(&engine.classifier, i as u64 + 1, line, &mut out);
             out.push('\n');
         }

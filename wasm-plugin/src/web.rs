@@ -605,19 +605,18 @@ impl PolicyEngine {
     }
 
     /// Classifies a whole trace, exactly as `mapsctl classify` does: trace JSON Lines
-    /// in (SPEC §5), one decision line out per non-blank line, in order, each ending
-    /// in a newline; a malformed line gives `{"line": N, "error": "..."}`.
+    /// in (SPEC §5), one decision line out per trace line, in order, each ending in a
+    /// newline; a malformed line (blank ones too, and lines over 64 KiB) gives
+    /// `{"line": N, "error": "..."}`.
     #[wasm_bindgen(js_name = "classifyTrace")]
     pub fn classify_trace(
         &self,
         #[wasm_bindgen(js_name = "traceText")] trace_text: &str,
     ) -> String {
         let mut out = String::with_capacity(trace_text.len().saturating_mul(2));
-        for (i, line) in trace_text.split('\n').enumerate() {
+        // One output line per trace line, blank ones included (SPEC §5).
+        for (i, line) in policy_core::trace_lines(trace_text).enumerate() {
             let text = line.trim_ascii();
-            if text.is_empty() {
-                continue;
-            }
             let n = u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1);
             policy_core::decide_line(self.classifier(), n, text, &mut out);
             out.push('\n');

@@ -21,6 +21,9 @@ const { validate, PolicyEngine, version } = maps;
 const read = (...p) => readFileSync(join(FIXTURES, ...p));
 const readText = (...p) => readFileSync(join(FIXTURES, ...p), 'utf8');
 const jsonLines = (text) => text.split('\n').filter((l) => l.trim() !== '');
+// A trace's lines as every reader numbers them (SPEC §5): blank lines are lines (each
+// gets an error line); a final newline does not start another line.
+const traceLines = (text) => (text === '' ? [] : text.replace(/\n$/, '').split('\n'));
 
 const scenarios = readdirSync(FIXTURES, { withFileTypes: true })
   .filter((d) => d.isDirectory() && existsSync(join(FIXTURES, d.name, 'trace.jsonl')))
@@ -85,7 +88,7 @@ describe('scenario traces: same decisions as native', () => {
     });
 
     test(`${dir}: classify(src, {dst, host}) gives each golden decision`, () => {
-      const lines = jsonLines(trace);
+      const lines = traceLines(trace);
       const want = jsonLines(golden).map((l) => JSON.parse(l));
       assert.equal(lines.length, want.length);
       let checked = 0;
@@ -99,6 +102,22 @@ describe('scenario traces: same decisions as native', () => {
       assert.ok(checked > 0);
     });
   }
+
+  test('classifyTrace gives blank, whitespace-only and over-long lines their own error line', () => {
+    const engine = new PolicyEngine(read('demo', 'policy.json'));
+    const long = `{"src": "${'1'.repeat(70000)}"}`;
+    const trace = ['{"src": "20.33.1.1"}', '', '   ', '\t\r', long, '{"src": "20.33.1.2"}'].join('\n') + '\n';
+    const out = traceLines(engine.classifyTrace(trace)).map((l) => JSON.parse(l));
+    assert.equal(out.length, 6);
+    assert.equal(out[0].src, '20.33.1.1');
+    for (const i of [1, 2, 3]) {
+      assert.equal(out[i].line, i + 1);
+      assert.match(out[i].error, /blank/);
+    }
+    assert.equal(out[4].line, 5);
+    assert.match(out[4].error, /longer than 65536 bytes/);
+    assert.equal(out[5].src, '20.33.1.2');
+  });
 
   test('the demo trace covers every class', () => {
     const classes = new Set();

@@ -1,6 +1,7 @@
 //! `mapsctl bench`: decisions per second on a generated table, natively and through
 //! the plugin in the wasmtime harness, measured in the same run.
 
+use std::fmt::Write as _;
 use std::hint::black_box;
 use std::net::IpAddr;
 use std::path::Path;
@@ -105,6 +106,7 @@ pub fn run(a: &Args) -> u8 {
     let plugin_time = t0.elapsed();
     let plugin_rate = n as f64 / plugin_time.as_secs_f64();
     let table = c.table_bytes();
+    let mut report = String::new();
     if a.json {
         let v = serde_json::json!({
             "prefixes": prefixes,
@@ -116,30 +118,36 @@ pub fn run(a: &Args) -> u8 {
                        "linear_memory_bytes": memory, "identical_to_native": same},
             "plugin_over_native": plugin_rate / native_rate,
         });
-        println!("{v}");
+        let _ = writeln!(report, "{v}");
     } else {
-        println!("table: {prefixes} prefixes, {} bytes compiled ({:.2} bytes/prefix); policy {} bytes (packed)",
+        let _ = writeln!(report, "table: {prefixes} prefixes, {} bytes compiled ({:.2} bytes/prefix); policy {} bytes (packed)",
             table, table as f64 / prefixes.max(1) as f64, text.len());
-        println!(
+        let _ = writeln!(
+            report,
             "{:<28} {:>12} {:>14} {:>16}",
             "engine", "load", "decisions", "decisions/s"
         );
-        println!(
+        let _ = writeln!(
+            report,
             "{:<28} {:>10.0}ms {:>14} {:>16.0}",
             "native (policy-core)",
             load_native.as_secs_f64() * 1e3,
             addrs.len(),
             native_rate
         );
-        println!(
+        let _ = writeln!(
+            report,
             "{:<28} {:>10.0}ms {:>14} {:>16.0}",
             "plugin in wasmtime harness",
             load_plugin.as_secs_f64() * 1e3,
             n,
             plugin_rate
         );
-        println!("plugin / native: {:.4}  (each plugin decision is a whole proxy-wasm HTTP request: context create, headers, hostcalls)", plugin_rate / native_rate);
-        println!("plugin linear memory after configure: {:.1} MiB; decisions identical to native: {same}/{n}", memory as f64 / 1048576.0);
+        let _ = writeln!(report, "plugin / native: {:.4}  (each plugin decision is a whole proxy-wasm HTTP request: context create, headers, hostcalls)", plugin_rate / native_rate);
+        let _ = writeln!(report, "plugin linear memory after configure: {:.1} MiB; decisions identical to native: {same}/{n}", memory as f64 / 1048576.0);
+    }
+    if let Some(code) = super::print_out(&report) {
+        return code;
     }
     if same == n {
         0

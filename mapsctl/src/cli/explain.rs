@@ -16,15 +16,17 @@ pub fn run(
         Err(code) => return code,
     };
     let e = engine.classifier.explain(address, dst, host);
-    match format {
-        Format::Text => println!("{e}"),
+    let out = match format {
+        // Ids and names of a loaded policy carry no control character; the address,
+        // `--dst` and `--host` are the caller's and may.
+        Format::Text => format!("{}\n", super::terminal_safe(&e.to_string(), true)),
         Format::Json => match serde_json::to_string_pretty(&e) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => s + "\n",
             Err(err) => {
                 eprintln!("mapsctl: cannot write the explanation: {err}");
                 return 2;
             }
         },
-    }
-    0
+    };
+    super::print_out(&out).unwrap_or(0)
 }

@@ -4,6 +4,15 @@
 //! Exit codes: 0 success (warnings alone included), 1 the policy has errors (or a
 //! trace had malformed lines, for `classify --fail-on-error`), 2 a file could not be
 //! read or an argument is wrong.
+//!
+//! A closed standard output (`mapsctl validate p.json | head -1`) is not an error:
+//! output stops quietly, nothing is printed on stderr, and the process never panics.
+//! `validate` and `explain` then exit with the status they would have had (the
+//! policy's verdict); `classify` stops reading its trace and exits 0.
+//!
+//! Text output is safe for a terminal: control and bidirectional-formatting characters
+//! of echoed values (ids, names, addresses) are written escaped (`\u{1b}`), see
+//! [`terminal_safe`]. JSON output escapes them by itself.
 
 mod bench;
 mod classify;
@@ -280,4 +289,38 @@ pub fn load_policy(path: &Path) -> Result<(Vec<u8>, policy_core::LoadedPolicy), 
             Err(1)
         }
     }
+}
+
+/// Writes `text` to standard output through one locked handle. `None` when written, or
+/// when the reader has gone (a closed pipe: quietly, see the module doc); `Some(2)`
+/// after reporting any other write error.
+pub fn print_out(text: &str) -> Option<u8> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => None,
+        Err(e) => {
+            eprintln!("mapsctl: cannot write: {e}");
+            Some(2)
+        }
+    }
+}
+
+/// `text` with control and bidirectional-formatting characters escaped (`\u{1b}`,
+/// `\u{202e}`), except, with `keep_newlines`, newlines (the text's own line structure).
+pub fn terminal_safe(text: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| policy_core::unsafe_char(c) && !(keep_newlines && c == '\n');
+    if !text.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if bad(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }

@@ -19,9 +19,14 @@ fn write_doc(doc: &policy_core::PolicyDocument, out: Option<&Path>) -> u8 {
         Some(p) => std::fs::write(p, &text),
         None => std::io::stdout().lock().write_all(&text),
     };
-    if let Err(e) = res {
-        eprintln!("mapsctl: cannot write the policy: {e}");
-        return 2;
+    match res {
+        Ok(()) => {}
+        // The reader has gone (`| head`): quietly, like every mapsctl output.
+        Err(e) if out.is_none() && e.kind() == std::io::ErrorKind::BrokenPipe => return 0,
+        Err(e) => {
+            eprintln!("mapsctl: cannot write the policy: {e}");
+            return 2;
+        }
     }
     eprintln!("mapsctl: wrote {} bytes", text.len());
     0

@@ -286,3 +286,196 @@ fn no_input_makes_mapsctl_panic() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mapsctl-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Issue 13, finding 2: shape errors are capped per code, and the text report of many
+/// diagnostics is linear (it was quadratic: each diagnostic walked the text to its
+/// line).
+#[test]
+fn many_shape_errors_are_capped_in_text_and_json() {
+    let dir = temp_dir("shape-cap");
+    let prefixes: Vec<String> = (0..40_000)
+        .map(|i| {
+            format!(
+                "{{\"prefix\": \"20.{}.{}.0/24\", \"stat\": \"Verified\"}}",
+                i / 256 % 256,
+                i % 256
+            )
+        })
+        .collect();
+    let text = format!(
+        "{{\"version\": 1, \"registrations\": [{{\"id\": \"r\", \"location\": \"Texas\", \"prefixes\": [\n{}]}}]}}",
+        prefixes.join(",\n")
+    );
+    let p = dir.join("misspelt.json");
+    std::fs::write(&p, text).unwrap();
+    let p = p.to_string_lossy().to_string();
+    let o = mapsctl(&["validate", &p]);
+    assert_eq!(code(&o), 1);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.matches("error[unknown-field]").count(), 101, "{out}");
+    assert!(out.contains("... and 39900 more `unknown-field` diagnostics not shown"));
+    // The last shown one still has its source line and caret.
+    assert!(out.contains(":101:"), "{out}");
+    let o = mapsctl(&["validate", &p, "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["diagnostics"].as_array().unwrap().len(), 101);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 13, finding 5: a closed standard output ends mapsctl quietly (no panic, exit
+/// status 101), with the status the command would have had.
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    let dir = temp_dir("epipe");
+    let trace = dir.join("trace.jsonl");
+    std::fs::write(&trace, "{\"src\": \"20.33.1.1\"}\n".repeat(20_000)).unwrap();
+    let trace = trace.to_string_lossy().to_string();
+    let demo = "fixtures/demo/policy.json";
+    for (args, want) in [
+        (vec!["validate", demo], 0),
+        (vec!["validate", demo, "--format", "json"], 0),
+        (vec!["validate", "fixtures/invalid/references.json"], 1),
+        (vec!["explain", "--policy", demo, "20.33.1.10"], 0),
+        (
+            vec![
+                "explain",
+                "--policy",
+                demo,
+                "20.33.1.10",
+                "--format",
+                "json",
+            ],
+            0,
+        ),
+        (vec!["classify", "--policy", demo, "--trace", &trace], 0),
+        (vec!["pack", "--policy", demo], 0),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mapsctl"))
+            .args(&args)
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before mapsctl writes: every write meets EPIPE.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), want, "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+    }
+    // Like `| head -1`: one line read, then the pipe closed.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mapsctl"))
+        .args(["validate", demo])
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(!first.is_empty());
+    let o = child.wait_with_output().unwrap();
+    assert_ne!(code(&o), 101, "{}", String::from_utf8_lossy(&o.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 13, finding 6: control characters of echoed values are escaped in text output.
+#[test]
+fn text_output_escapes_control_characters() {
+    let dir = temp_dir("escape");
+    let p = dir.join("esc.json");
+    let policy = serde_json::json!({"version": 1,
+        "edges": [{"id": "evil\u{1b}[2J\u{202e}", "lat": 1, "lon": 1, "links": []}],
+        "registrations": [{"id": "r\nforged: ok", "location": "Nowhere\u{7}", "prefixes": []}]});
+    std::fs::write(&p, serde_json::to_vec(&policy).unwrap()).unwrap();
+    let p = p.to_string_lossy().to_string();
+    let clean = |bytes: &[u8], what: &str| {
+        let s = String::from_utf8_lossy(bytes);
+        for bad in ['\u{1b}', '\u{7}', '\u{202e}'] {
+            assert!(!s.contains(bad), "{what}: raw {bad:?} in {s}");
+        }
+        assert!(!s.contains("\nforged: ok"), "{what}: {s}");
+        s.to_string()
+    };
+    let o = mapsctl(&["validate", &p]);
+    assert_eq!(code(&o), 1);
+    let out = clean(&o.stdout, "validate");
+    assert!(out.contains("\\u{1b}"), "{out}");
+    assert!(out.contains("error[bad-id]"), "{out}");
+    let o = mapsctl(&[
+        "classify",
+        "--policy",
+        &p,
+        "--trace",
+        "fixtures/demo/trace.jsonl",
+    ]);
+    assert_eq!(code(&o), 1);
+    clean(&o.stderr, "classify");
+    let o = mapsctl(&[
+        "explain",
+        "--policy",
+        "fixtures/demo/policy.json",
+        "20.33.1.10\u{1b}[2J",
+        "--host",
+        "outlook.office365.com\u{202e}\u{7}",
+    ]);
+    assert_eq!(code(&o), 0);
+    let out = clean(&o.stdout, "explain");
+    assert!(out.contains("\\u{1b}"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 13, finding 7: one output line per trace line, blank ones included (SPEC §5);
+/// an over-long line is an error line, and the lines after it are decided.
+#[test]
+fn classify_gives_every_trace_line_its_own_output_line() {
+    let dir = temp_dir("blank");
+    let trace = dir.join("trace.jsonl");
+    let long = format!("{{\"src\": \"{}\"}}", "1".repeat(1 << 20));
+    std::fs::write(
+        &trace,
+        format!("{{\"src\": \"20.33.1.1\"}}\n\n   \r\n\t\n{long}\n{{\"src\": \"20.33.1.2\"}}"),
+    )
+    .unwrap();
+    let o = mapsctl(&[
+        "classify",
+        "--policy",
+        "fixtures/demo/policy.json",
+        "--trace",
+        &trace.to_string_lossy(),
+    ]);
+    assert_eq!(code(&o), 0);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6, "{lines:#?}");
+    assert_eq!(lines[0]["src"], "20.33.1.1");
+    for (i, l) in lines.iter().enumerate().take(4).skip(1) {
+        assert_eq!(l["line"], i + 1);
+        assert!(l["error"].as_str().unwrap().contains("blank"), "{l}");
+    }
+    assert_eq!(lines[4]["line"], 5);
+    assert!(lines[4]["error"]
+        .as_str()
+        .unwrap()
+        .contains("longer than 65536 bytes"));
+    assert_eq!(lines[5]["src"], "20.33.1.2");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("4 malformed trace line(s)"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -159,6 +159,21 @@ impl Checker {
             if let Some(v) = value {
                 if v.len() > MAX_NAME_BYTES {
                     self.too_long(pointer(base, &[field]), field, v);
+                } else if let Some(c) = v.chars().find(|c| unsafe_char(*c)) {
+                    if self.take_slot(Code::BadValue) {
+                        self.push(
+                            Diagnostic::new(
+                                Code::BadValue,
+                                pointer(base, &[field]),
+                                format!(
+                                    "`{field}` `{}` contains the control or formatting character U+{:04X}",
+                                    v.escape_debug(),
+                                    u32::from(c)
+                                ),
+                            )
+                            .with_help("a name is one line of visible text"),
+                        );
+                    }
                 }
             }
         }

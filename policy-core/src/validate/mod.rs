@@ -13,7 +13,7 @@ pub(crate) mod address_space;
 mod destinations;
 mod edges;
 pub(crate) mod ids;
-mod options;
+pub(crate) mod options;
 mod overlap;
 mod prefixes;
 mod registrations;
@@ -168,6 +168,7 @@ impl Checker {
         self.version(doc.version);
         let eligible = self.eligible_states(&doc.options.eligible_states);
         self.header_prefix(&doc.options.header_prefix);
+        self.trusted_hops(&doc.options.client_address);
         self.ids_and_names(&doc);
         let edges = self.edges(&doc.edges);
         let mut summary = Summary {

@@ -76,6 +76,32 @@ impl Checker {
     }
 }
 
+/// The most trusted proxies `client_address.trusted_hops` may name: an IP path has at
+/// most 255 hops (the TTL), so more is a typo, not a network.
+pub const MAX_TRUSTED_HOPS: u32 = 255;
+
+impl Checker {
+    /// `trusted_hops` at most [`MAX_TRUSTED_HOPS`].
+    pub(super) fn trusted_hops(&mut self, client: &ClientAddress) {
+        if client.trusted_hops > MAX_TRUSTED_HOPS {
+            self.push(
+                Diagnostic::new(
+                    Code::BadValue,
+                    "/options/client_address/trusted_hops",
+                    format!(
+                        "{} trusted hops; at most {MAX_TRUSTED_HOPS} are accepted",
+                        client.trusted_hops
+                    ),
+                )
+                .with_help(
+                    "count the proxies you run between the client and this one (an IP path \
+                     has at most 255 hops)",
+                ),
+            );
+        }
+    }
+}
+
 /// Where the client address comes from (every `client_address` is valid once parsed).
 pub(super) fn client_rule(client: &ClientAddress) -> ClientRule {
     match client.from {
