@@ -22,6 +22,11 @@
 //! ```
 
 use alloc::string::String;
+
+/// The plugin's root id for Envoy's network (L4) filter (`envoy.filters.network.wasm`,
+/// ahead of `tcp_proxy`); any other root id serves the HTTP filter. The plugin and
+/// `mapsctl envoy-config` both take it from here.
+pub const NETWORK_ROOT_ID: &str = "maps_tcp";
 use core::fmt::Write as _;
 
 /// The cluster name for traffic handed to Microsoft at `edge` with `backup` as the

@@ -114,8 +114,9 @@ pub use classify::{
 };
 /// Which `x-forwarded-for` entry is the client.
 pub use client::xff_client;
-/// Envoy cluster names: `maps_<edge>[_<backup>]` aggregates, `edge_<edge>` link clusters.
-pub use cluster::{cluster_name, edge_cluster};
+/// Envoy cluster names: `maps_<edge>[_<backup>]` aggregates, `edge_<edge>` link clusters;
+/// the plugin's network-filter root id.
+pub use cluster::{cluster_name, edge_cluster, NETWORK_ROOT_ID};
 /// Validation findings: codes, severities, the report and the policy summary.
 pub use diag::{Code, Diagnostic, Report, Severity, Summary, TELEMETRY_USD_PER_PREFIX};
 /// A person-readable account of one decision.

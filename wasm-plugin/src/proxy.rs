@@ -5,7 +5,7 @@
 //!                                              │ (invalid: errors logged, false, last good kept)
 //!          ──new HTTP stream──▶ http::Filter ──┤ strip <prefix>*, client address, classify,
 //!                                              │ publish <prefix>class/cluster/decision, metrics
-//!          ──new connection──▶ tcp::Filter ────┘ classify(source, original destination),
+//!          ──new connection──▶ network::Filter ┘ classify(source, original destination),
 //!                                                set_envoy_filter_state(envoy.tcp_proxy.cluster)
 //! ```
 //!
@@ -21,7 +21,7 @@
 mod client;
 mod http;
 mod metrics;
-mod tcp;
+mod network;
 
 use std::rc::Rc;
 
@@ -31,8 +31,9 @@ use proxy_wasm::types::{BufferType, ContextType, LogLevel};
 
 use metrics::Metrics;
 
-/// The root id that selects the L4 network filter.
-pub const NETWORK_ROOT_ID: &str = "maps_tcp";
+/// The root id that selects the network (L4) filter: policy-core's, which
+/// `mapsctl envoy-config` uses too.
+pub const NETWORK_ROOT_ID: &str = policy_core::NETWORK_ROOT_ID;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
@@ -201,7 +202,7 @@ impl RootContext for Root {
     }
 
     fn create_stream_context(&self, context_id: u32) -> Option<Box<dyn StreamContext>> {
-        Some(Box::new(tcp::Filter::new(
+        Some(Box::new(network::Filter::new(
             context_id,
             self.policy.clone(),
             Rc::clone(&self.metrics),
