@@ -37,18 +37,47 @@ pub fn parse_address(text: &str) -> Option<IpAddr> {
 }
 
 /// Lowercase, without a trailing dot or port (SPEC §3).
+///
+/// A port must be 1 to 65535 in digits: a host with any other port
+/// (`outlook.office365.com:evil`, `:99999`, `:0`, a bare `:`) or an unclosed `[` is not
+/// a valid host, and normalises to the empty string, which matches no destination.
+///
+/// ```
+/// use policy_core::normalize_host;
+/// assert_eq!(normalize_host("Outlook.Office365.com.:443"), "outlook.office365.com");
+/// assert_eq!(normalize_host("[2603:1006::1]:443"), "2603:1006::1");
+/// assert_eq!(normalize_host("outlook.office365.com:evil"), "");
+/// assert_eq!(normalize_host("outlook.office365.com:99999"), "");
+/// ```
 pub fn normalize_host(host: &str) -> String {
     let h = host.trim();
     let h = if let Some(rest) = h.strip_prefix('[') {
-        // [v6]:port
-        rest.split(']').next().unwrap_or(rest)
+        // [v6] or [v6]:port
+        let Some((inside, after)) = rest.split_once(']') else {
+            return String::new();
+        };
+        if !after.is_empty() && !after.strip_prefix(':').is_some_and(valid_port) {
+            return String::new();
+        }
+        inside
     } else if h.matches(':').count() == 1 {
-        h.split(':').next().unwrap_or(h)
+        match h.split_once(':') {
+            Some((name, port)) if valid_port(port) => name,
+            _ => return String::new(),
+        }
     } else {
         h
     };
     let h = h.strip_suffix('.').unwrap_or(h);
     h.to_ascii_lowercase()
+}
+
+/// A port as written after a host: 1 to 65535, digits only.
+fn valid_port(port: &str) -> bool {
+    !port.is_empty()
+        && port.len() <= 5
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p))
 }
 
 /// A `host:port` upstream address (a link's next hop, the default path).
@@ -65,7 +94,9 @@ pub struct HostPort {
 impl HostPort {
     /// Parses `host:port`: an IP address (`[v6]:port` for IPv6) or a DNS host name
     /// (labels of 1–63 letters, digits and `-`, not starting or ending with `-`; at most
-    /// 253 characters), and a port from 1 to 65535. `None` for anything else.
+    /// 253 characters; a last label that is not all digits nor hexadecimal `0x..`, so
+    /// that nothing that looks like an address is taken for a name), and a port from 1
+    /// to 65535 in digits. `None` for anything else; [`HostPort::check`] says why.
     ///
     /// ```
     /// use policy_core::HostPort;
@@ -74,29 +105,75 @@ impl HostPort {
     /// assert!(HostPort::parse("under_score.example:80").is_none());
     /// assert!(HostPort::parse("127.0.0.1:0").is_none());
     /// assert!(HostPort::parse("no-port").is_none());
+    /// assert!(HostPort::parse("999.1.1.1:80").is_none());
+    /// assert!(HostPort::parse("127.1:80").is_none());
+    /// assert!(HostPort::parse("0x7f.0.0.1:80").is_none());
+    /// assert!(HostPort::parse("[fe80::1%2]:443").is_none());
     /// ```
     pub fn parse(s: &str) -> Option<HostPort> {
+        HostPort::check(s).ok()
+    }
+
+    /// [`HostPort::parse`], with the reason when `s` is refused (for a message).
+    pub fn check(s: &str) -> Result<HostPort, &'static str> {
+        if s.contains('%') {
+            return Err(
+                "a zone (`%eth0`, `%2`) is not carried by an upstream address: \
+                        use a global address, not a link-local one",
+            );
+        }
         if let Ok(sa) = s.parse::<SocketAddr>() {
             if sa.port() == 0 {
-                return None;
+                return Err("the port must be 1 to 65535");
             }
-            return Some(HostPort {
+            return Ok(HostPort {
                 host: alloc::string::ToString::to_string(&sa.ip()),
                 port: sa.port(),
                 ip: true,
             });
         }
-        let (host, port) = s.rsplit_once(':')?;
-        let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
-        if host.contains(':') || !dns_name(host) {
-            return None;
+        let Some((host, port)) = s.rsplit_once(':') else {
+            return Err("there is no `:port`");
+        };
+        if !valid_port(port) {
+            return Err("the port must be 1 to 65535, in digits");
         }
-        Some(HostPort {
+        if host.starts_with('[') || host.contains(':') {
+            return Err("an IPv6 address is written [address]:port");
+        }
+        if host.parse::<IpAddr>().is_ok() {
+            // Unreachable (SocketAddr parsed it), kept for safety.
+            return Err("the address does not parse");
+        }
+        if looks_numeric(host) {
+            return Err(
+                "the host looks like an IPv4 address but is not one (four decimal \
+                        numbers 0-255, no leading zeros, no hexadecimal)",
+            );
+        }
+        if !dns_name(host) {
+            return Err("the host is neither an IP address nor a DNS name");
+        }
+        let port = port.parse().map_err(|_| "the port must be 1 to 65535")?;
+        Ok(HostPort {
             host: String::from(host),
             port,
-            ip: host.parse::<IpAddr>().is_ok(),
+            ip: false,
         })
     }
+}
+
+/// A name whose last label is all digits or hexadecimal `0x…` (`999.1.1.1`, `127.1`,
+/// `0x7f.0.0.1`, `1.2.3.0x4`): a mistyped address, never a DNS host name (RFC 3696:
+/// a top-level domain is not all-numeric).
+fn looks_numeric(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let last = name.rsplit('.').next().unwrap_or(name);
+    let hex = last
+        .strip_prefix("0x")
+        .or_else(|| last.strip_prefix("0X"))
+        .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+    hex || (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A DNS host name (RFC 1123 labels).

@@ -272,3 +272,170 @@ fn bench_hostile_versus_benign() {
         th / tb
     );
 }
+
+fn with_options(options: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({"version": 1, "options": options})).unwrap()
+}
+
+/// Issue 13, finding 3: a header prefix that overlaps real headers is refused (the
+/// plugin removes request headers with its prefix: `x-forwarded-` deleted
+/// `x-forwarded-for` before the client was read).
+#[test]
+fn header_prefixes_overlapping_real_headers_are_refused() {
+    for hp in [
+        "x-forwarded-",
+        "x-envoy-",
+        "x-request-",
+        "content-",
+        ":authority",
+        ":",
+        "a",
+        "x-",
+        "x-maps",
+        "x-forwarded-for-",
+    ] {
+        let diags = diags_of(&with_options(json!({"header_prefix": hp})));
+        let d = diags
+            .iter()
+            .find(|d| d.code.as_str() == "bad-header-prefix")
+            .unwrap_or_else(|| panic!("{hp:?} accepted"));
+        assert!(d.help.as_deref().unwrap().contains("removes"), "{d:?}");
+    }
+    for hp in ["x-maps-", "x-isp-maps-", "maps-"] {
+        let diags = diags_of(&with_options(json!({"header_prefix": hp})));
+        assert!(
+            !diags.iter().any(|d| d.code.as_str() == "bad-header-prefix"),
+            "{hp}: {diags:#?}"
+        );
+    }
+}
+
+/// Issue 13, finding 3: prefixes with leading zeros or surrounding whitespace are
+/// malformed, with the canonical form in the help.
+#[test]
+fn non_canonical_prefix_text_is_malformed() {
+    for (text, canonical) in [
+        ("020.6.0.0/16", "20.6.0.0/16"),
+        (" 20.4.0.0/16", "20.4.0.0/16"),
+        ("20.4.0.0/16 ", "20.4.0.0/16"),
+        ("20.4.0.0/016", "20.4.0.0/16"),
+        ("20.04.0.0/16", "20.4.0.0/16"),
+    ] {
+        let doc = json!({"version": 1, "registrations": [{"id": "r", "location": "Texas",
+            "prefixes": [{"prefix": text, "state": "Verified"}]}],
+            "destinations": [{"name": "d", "prefixes": [text]}]});
+        let diags = diags_of(&serde_json::to_vec(&doc).unwrap());
+        for path in [
+            "/registrations/0/prefixes/0/prefix",
+            "/destinations/0/prefixes/0",
+        ] {
+            let d = diags
+                .iter()
+                .find(|d| d.path == path)
+                .unwrap_or_else(|| panic!("{text:?} at {path} accepted: {diags:#?}"));
+            assert_eq!(d.code.as_str(), "malformed-prefix");
+            assert_eq!(
+                d.help.as_deref(),
+                Some(format!("write it as {canonical}").as_str())
+            );
+        }
+    }
+}
+
+/// Issue 13, finding 3: link addresses that look like IP addresses but are not, and
+/// zones, are refused (by `HostPort`, which envoy-config uses too).
+#[test]
+fn link_addresses_that_only_look_like_addresses_are_refused() {
+    for (addr, why) in [
+        ("999.1.1.1:80", "looks like an IPv4 address"),
+        ("127.1:80", "looks like an IPv4 address"),
+        ("0x7f.0.0.1:80", "looks like an IPv4 address"),
+        ("1.2.3.0x4:80", "looks like an IPv4 address"),
+        ("010.1.1.1:80", "looks like an IPv4 address"),
+        ("1.2.3.4:0", "port"),
+        ("edge.example:+80", "port"),
+        ("[fe80::1%2]:443", "zone"),
+        ("[fe80::1%eth0]:443", "zone"),
+    ] {
+        assert!(policy_core::HostPort::parse(addr).is_none(), "{addr}");
+        let doc = json!({"version": 1, "edges": [{"id": "e", "lat": 1, "lon": 1,
+            "links": [{"id": "l", "address": addr}]}]});
+        let diags = diags_of(&serde_json::to_vec(&doc).unwrap());
+        let d = diags
+            .iter()
+            .find(|d| d.code.as_str() == "malformed-address")
+            .unwrap_or_else(|| panic!("{addr} accepted"));
+        assert!(d.message.contains(why), "{addr}: {}", d.message);
+    }
+    for addr in [
+        "192.0.2.10:443",
+        "[2001:db8::1]:443",
+        "edge-1.example.net:8443",
+        "1e100.net:80",
+        "a.b.c0x:80",
+    ] {
+        assert!(policy_core::HostPort::parse(addr).is_some(), "{addr}");
+    }
+}
+
+/// Issue 13, finding 4: a host with a port that is not 1–65535 matches no destination.
+#[test]
+fn hosts_with_bad_ports_match_nothing() {
+    let doc = json!({"version": 1,
+        "edges": [{"id": "sea", "lat": 47.6, "lon": -122.3, "links": [{"id": "s1"}]}],
+        "registrations": [{"id": "r", "location": "Washington",
+            "prefixes": [{"prefix": "20.33.0.0/16", "state": "Verified"}]}],
+        "destinations": [{"name": "o365", "domains": ["outlook.office365.com", "*.sharepoint.com"]}]});
+    let engine = policy_core::load(&serde_json::to_vec(&doc).unwrap(), false).unwrap();
+    let class = |host: &str| {
+        engine
+            .classifier
+            .classify_text("20.33.1.1", None, Some(host))
+            .class()
+            .as_str()
+            .to_string()
+    };
+    for good in [
+        "outlook.office365.com",
+        "outlook.office365.com:443",
+        "OUTLOOK.office365.com.:65535",
+        "x.sharepoint.com:1",
+    ] {
+        assert_eq!(class(good), "maps", "{good}");
+    }
+    for bad in [
+        "outlook.office365.com:evil",
+        "outlook.office365.com:99999",
+        "outlook.office365.com:0",
+        "outlook.office365.com:",
+        "outlook.office365.com:+443",
+        "x.sharepoint.com:65536",
+        "[outlook.office365.com",
+    ] {
+        assert_eq!(class(bad), "non-microsoft", "{bad}");
+    }
+    // A destination written with a bad port is malformed.
+    let doc = json!({"version": 1, "destinations": [{"name": "d",
+        "domains": ["outlook.office365.com:evil"]}]});
+    assert!(diags_of(&serde_json::to_vec(&doc).unwrap())
+        .iter()
+        .any(|d| d.code.as_str() == "malformed-domain"));
+}
+
+/// Issue 13, finding 8 (the replay delivers exactly `trusted_hops` proxies): more than
+/// 255 is refused.
+#[test]
+fn more_than_255_trusted_hops_are_refused() {
+    let hops = |n: u64| {
+        diags_of(&with_options(
+            json!({"client_address": {"from": "xff", "trusted_hops": n}}),
+        ))
+        .into_iter()
+        .filter(|d| d.path == "/options/client_address/trusted_hops")
+        .count()
+    };
+    assert_eq!(hops(255), 0);
+    assert_eq!(hops(100), 0);
+    assert_eq!(hops(256), 1);
+    assert_eq!(hops(u64::from(u32::MAX)), 1);
+}

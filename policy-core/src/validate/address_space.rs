@@ -4,6 +4,7 @@
 //! IPv6, IPv4 longer than /24 without a prefix key (warnings).
 
 use alloc::format;
+use alloc::string::String;
 use core::net::{Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
@@ -13,7 +14,25 @@ use crate::diag::{Code, Diagnostic};
 impl Checker {
     /// Syntax and canonical form of a prefix.
     pub(super) fn prefix_syntax(&mut self, text: &str, path: &str) -> Option<IpNet> {
-        let net: IpNet = match text.trim().parse() {
+        if let Some((why, canonical)) = non_canonical_text(text) {
+            let help = match canonical {
+                Some(c) => format!("write it as {c}"),
+                None => String::from("write address/length, e.g. 198.51.100.0/24"),
+            };
+            self.push(
+                Diagnostic::new(
+                    Code::MalformedPrefix,
+                    path,
+                    format!(
+                        "`{}` is not a prefix as written: {why}",
+                        crate::text::shown(text).escape_debug()
+                    ),
+                )
+                .with_help(help),
+            );
+            return None;
+        }
+        let net: IpNet = match text.parse() {
             Ok(n) => n,
             Err(_) => {
                 let help = if text.contains('/') {
@@ -173,4 +192,39 @@ pub(crate) fn documentation(net: &IpNet) -> Option<&'static str> {
         let r: IpNet = r.parse().ok()?;
         r.contains(net).then_some(*rfc)
     })
+}
+
+/// A prefix written with surrounding whitespace or with leading zeros in an IPv4 octet
+/// or in the length (`" 20.4.0.0/16"`, `"020.6.0.0/16"`: is `020` octal?): why, and the
+/// canonical form when it parses once cleaned.
+fn non_canonical_text(text: &str) -> Option<(&'static str, Option<String>)> {
+    let canonical = |t: &str| -> Option<String> {
+        let (addr, len) = t.split_once('/')?;
+        let len: u8 = len.parse().ok()?;
+        let addr = if addr.contains(':') {
+            String::from(addr)
+        } else {
+            let octets: Option<alloc::vec::Vec<String>> = addr
+                .split('.')
+                .map(|o| o.parse::<u8>().ok().map(|n| format!("{n}")))
+                .collect();
+            octets?.join(".")
+        };
+        let net: IpNet = format!("{addr}/{len}").parse().ok()?;
+        Some(format!("{net}"))
+    };
+    if text.trim() != text {
+        return Some(("it has spaces around it", canonical(text.trim())));
+    }
+    let (addr, len) = text.split_once('/').unwrap_or((text, ""));
+    let zero_led = |part: &str| {
+        part.len() > 1 && part.starts_with('0') && part.bytes().all(|b| b.is_ascii_digit())
+    };
+    if (!addr.contains(':') && addr.split('.').any(zero_led)) || zero_led(len) {
+        return Some((
+            "a number with a leading zero is ambiguous (octal in some tools)",
+            canonical(text),
+        ));
+    }
+    None
 }

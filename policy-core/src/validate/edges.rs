@@ -122,12 +122,12 @@ impl Checker {
             links.ids.insert(&l.id, String::from(lbase));
         }
         if let Some(addr) = &l.address {
-            if HostPort::parse(addr).is_none() {
+            if let Err(why) = HostPort::check(addr) {
                 self.push(
                     Diagnostic::new(
                         Code::MalformedAddress,
                         pointer(lbase, &["address"]),
-                        format!("link address `{}` is not host:port", shown(addr)),
+                        format!("link address `{}` is not host:port: {why}", shown(addr)),
                     )
                     .with_help("write it as 192.0.2.10:443, [2001:db8::1]:443 or name.example:443"),
                 );

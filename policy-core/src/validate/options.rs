@@ -57,24 +57,85 @@ impl Checker {
         eligible
     }
 
-    /// The header prefix: lowercase letters, digits, `-` and `_`, not empty.
+    /// The header prefix: lowercase letters, digits, `-` and `_`, ending in `-`, at
+    /// least [`MIN_HEADER_PREFIX`] characters, and not the prefix of headers that
+    /// proxies, browsers and the plugin itself rely on: the plugin removes every
+    /// request header that starts with it (a client must not forge a decision), so
+    /// `x-forwarded-` would delete `x-forwarded-for` before the client is read.
     pub(super) fn header_prefix(&mut self, hp: &str) {
-        if hp.is_empty()
+        let problem = if hp.starts_with(':') {
+            Some(String::from(
+                "starts with `:`, which names HTTP/2 pseudo-headers (`:authority`, `:path`)",
+            ))
+        } else if hp.is_empty()
             || !hp
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         {
+            Some(String::from("is not a lowercase header-name prefix"))
+        } else if hp.len() < MIN_HEADER_PREFIX {
+            Some(format!(
+                "is shorter than {MIN_HEADER_PREFIX} characters: it would be the prefix of \
+                 unrelated headers"
+            ))
+        } else if !hp.ends_with('-') {
+            Some(String::from(
+                "does not end with `-`: it would also be the prefix of longer words",
+            ))
+        } else {
+            RESERVED_HEADER_PREFIXES
+                .iter()
+                .find(|r| hp.starts_with(*r) || r.starts_with(hp))
+                .map(|r| {
+                    format!(
+                        "overlaps `{r}`, the prefix of headers proxies and clients rely on \
+                         (the plugin removes request headers that start with its prefix)"
+                    )
+                })
+        };
+        if let Some(problem) = problem {
             self.push(
                 Diagnostic::new(
                     Code::BadHeaderPrefix,
                     "/options/header_prefix",
-                    format!("header prefix `{hp}` is not a lowercase header-name prefix"),
+                    format!("header prefix `{}` {problem}", shown(hp).escape_debug()),
                 )
-                .with_help("use lowercase letters, digits and '-', e.g. \"x-maps-\""),
+                .with_help(
+                    "use a prefix of your own, lowercase, ending in '-', e.g. \"x-maps-\": \
+                     the plugin writes its decision headers with it and removes any a client \
+                     sent",
+                ),
             );
         }
     }
 }
+
+/// The shortest header prefix accepted.
+pub const MIN_HEADER_PREFIX: usize = 4;
+
+/// Families of request headers a header prefix must not overlap: the plugin deletes
+/// every request header starting with its prefix.
+const RESERVED_HEADER_PREFIXES: &[&str] = &[
+    "x-forwarded-",
+    "x-envoy-",
+    "x-request-",
+    "x-real-",
+    "x-b3-",
+    "x-ot-",
+    "x-amzn-",
+    "x-client-",
+    "x-datadog-",
+    "x-cloud-",
+    "content-",
+    "accept-",
+    "access-control-",
+    "proxy-",
+    "sec-",
+    "transfer-",
+    "user-",
+    "grpc-",
+    "if-",
+];
 
 /// The most trusted proxies `client_address.trusted_hops` may name: an IP path has at
 /// most 255 hops (the TTL), so more is a typo, not a network.
