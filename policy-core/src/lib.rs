@@ -88,8 +88,10 @@ mod model;
 mod packed;
 mod state;
 mod text;
-// Then the stages: parse → validate → policy → (select) → classify → explain / trace.
+// Then the stages: parse → validate → policy → (select) → classify → explain / trace
+// / compare.
 mod classify;
+mod compare;
 mod explain;
 mod parse;
 mod policy;
@@ -117,6 +119,11 @@ pub use client::xff_client;
 /// Envoy cluster names: `maps_<edge>[_<backup>]` aggregates, `edge_<edge>` link clusters;
 /// the plugin's network-filter root id.
 pub use cluster::{cluster_name, edge_cluster, NETWORK_ROOT_ID};
+/// What a change does before it is applied: policy differences, drain what-ifs.
+pub use compare::{
+    diff, what_if, Added, Ends, PolicyDiff, PrefixChange, PrefixDiff, PrefixFacts, PrefixItem,
+    RouteChange, WhatIfError,
+};
 /// Validation findings: codes, severities, the report and the policy summary.
 pub use diag::{Code, Diagnostic, Report, Severity, Summary, TELEMETRY_USD_PER_PREFIX};
 /// A person-readable account of one decision.

@@ -16,6 +16,7 @@
 
 mod bench;
 mod classify;
+mod compare;
 mod envoy_config;
 mod explain;
 mod pack;
@@ -136,6 +137,40 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// What changes from one policy to another: registrations, prefixes (state, key,
+    /// telemetry), routes; with a trace, how many flows change class or edge.
+    Diff {
+        /// The policy in service.
+        old: PathBuf,
+        /// The policy about to be applied.
+        new: PathBuf,
+        /// A trace (JSON Lines) to replay through both.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// What draining edges or links would move: every registration whose edge or backup
+    /// changes (to the default path when no edge is left), the distance added; with a
+    /// trace, the flows that move per edge pair.
+    WhatIf {
+        /// The policy.
+        #[arg(long)]
+        policy: PathBuf,
+        /// An edge to drain (repeatable).
+        #[arg(long = "drain-edge")]
+        drain_edge: Vec<String>,
+        /// A link to drain (repeatable).
+        #[arg(long = "drain-link")]
+        drain_link: Vec<String>,
+        /// A trace (JSON Lines) to replay before and after.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Decisions per second on a generated table: native and through the plugin.
     Bench {
         /// IPv4 prefixes in the table.
@@ -219,6 +254,19 @@ pub fn run() -> ExitCode {
             base.as_deref(),
             out.as_deref(),
         ),
+        Command::Diff {
+            old,
+            new,
+            trace,
+            format,
+        } => compare::diff(&old, &new, trace.as_deref(), format),
+        Command::WhatIf {
+            policy,
+            drain_edge,
+            drain_link,
+            trace,
+            format,
+        } => compare::what_if(&policy, &drain_edge, &drain_link, trace.as_deref(), format),
         Command::Bench {
             prefixes,
             v6,

@@ -8,6 +8,7 @@
 
 mod cli;
 mod common;
+mod compare;
 mod engine_cli;
 mod plugin;
 mod property;
