@@ -104,6 +104,12 @@ codes! {
     UnknownState = "unknown-state", Error;
     /// A destination domain that is not a host name or `*.` wildcard.
     MalformedDomain = "malformed-domain", Error;
+    /// A Microsoft 365 category that is not `Optimize`, `Allow` or `Default` (in a
+    /// destination's `category` or in `options.maps_categories`).
+    UnknownCategory = "unknown-category", Error;
+    /// A destination's `ports` that is not a list of ports and ranges from 1 to 65535
+    /// (`"80,443"`, `"3478-3481"`).
+    MalformedPorts = "malformed-ports", Error;
     /// `header_prefix` is not a lowercase HTTP header-name prefix.
     BadHeaderPrefix = "bad-header-prefix", Error;
     /// A link `address` that is not `host:port`.
@@ -179,6 +185,21 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// The line that counts the diagnostics of `code` over the per-code cap: `n` more
+    /// were found and not shown. It names no place, and sorts after every other.
+    pub fn not_shown(code: Code, n: usize) -> Self {
+        Diagnostic::new(
+            code,
+            "",
+            alloc::format!("{NOT_SHOWN}{n} more `{code}` diagnostics not shown"),
+        )
+    }
+
+    /// Whether this is a [`Diagnostic::not_shown`] line.
+    pub fn is_not_shown(&self) -> bool {
+        self.path.is_empty() && self.message.starts_with(NOT_SHOWN)
+    }
+
     /// A diagnostic with the code's default severity.
     pub fn new(code: Code, path: impl Into<String>, message: impl Into<String>) -> Self {
         Diagnostic {
@@ -330,5 +351,7 @@ impl std::error::Error for Report {}
 
 /// Orders diagnostics as they appear in the source (stable; unplaced ones last).
 pub fn sort_by_position(diags: &mut [Diagnostic]) {
-    diags.sort_by_key(|d| (d.line.is_none(), d.line, d.column));
+    diags.sort_by_key(|d| (d.is_not_shown(), d.line.is_none(), d.line, d.column));
 }
+
+const NOT_SHOWN: &str = "... and ";

@@ -109,14 +109,7 @@ fn cap_per_code(diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
     }
     for (code, n) in per_code {
         if n > MAX_PER_CODE {
-            out.push(Diagnostic::new(
-                code,
-                "",
-                format!(
-                    "... and {} more `{code}` diagnostics not shown",
-                    n - MAX_PER_CODE
-                ),
-            ));
+            out.push(Diagnostic::not_shown(code, n - MAX_PER_CODE));
         }
     }
     out
@@ -126,7 +119,7 @@ fn cap_per_code(diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
 pub fn fill_lines(text: &str, diags: &mut [Diagnostic]) {
     let wanted: Vec<&str> = diags
         .iter()
-        .filter(|d| d.line.is_none())
+        .filter(|d| d.line.is_none() && !d.is_not_shown())
         .map(|d| d.path.as_str())
         .collect();
     if wanted.is_empty() {
@@ -135,7 +128,10 @@ pub fn fill_lines(text: &str, diags: &mut [Diagnostic]) {
     let found = locate(text, &wanted);
     // Every offset's line and column in one pass over the text.
     let positions = crate::text::line_cols(text, found.values().copied());
-    for d in diags.iter_mut().filter(|d| d.line.is_none()) {
+    for d in diags
+        .iter_mut()
+        .filter(|d| d.line.is_none() && !d.is_not_shown())
+    {
         if let Some((line, col)) = found.get(&d.path).and_then(|o| positions.get(o)) {
             d.line = Some(*line);
             d.column = Some(*col);
@@ -389,6 +385,9 @@ mod tests {
         assert!(errs
             .iter()
             .any(|d| d.message == "... and 39900 more `unknown-field` diagnostics not shown"));
+        // The count comes last, with no place of its own.
+        let last = errs.last().unwrap();
+        assert!(last.is_not_shown() && last.line.is_none(), "{last:?}");
         // The shown ones are the first, with their lines.
         let first = unknown.iter().find(|d| !d.path.is_empty()).unwrap();
         assert_eq!(first.path, "/registrations/0/prefixes/0/stat");
