@@ -12,4 +12,3 @@ mod compare;
 mod engine_cli;
 mod plugin;
 mod property;
-mod scenarios;
