@@ -72,6 +72,33 @@ pub fn normalize_host(host: &str) -> String {
     h.to_ascii_lowercase()
 }
 
+/// The port a destination address or host carries (`13.107.6.152:443`,
+/// `[2603:1006::1]:443`, `outlook.office365.com:587`), if any (1–65535).
+///
+/// ```
+/// use policy_core::port_of;
+/// assert_eq!(port_of("13.107.6.152:443"), Some(443));
+/// assert_eq!(port_of("[2603:1006::1]:995"), Some(995));
+/// assert_eq!(port_of("outlook.office365.com:587"), Some(587));
+/// assert_eq!(port_of("outlook.office365.com"), None);
+/// assert_eq!(port_of("2603:1006::1"), None);
+/// assert_eq!(port_of("outlook.office365.com:99999"), None);
+/// ```
+pub fn port_of(text: &str) -> Option<u16> {
+    let t = text.trim();
+    let port = if let Some(rest) = t.strip_prefix('[') {
+        rest.split_once("]:")?.1
+    } else if t.matches(':').count() == 1 {
+        t.split_once(':')?.1
+    } else {
+        return None;
+    };
+    if !valid_port(port) {
+        return None;
+    }
+    port.parse().ok()
+}
+
 /// A port as written after a host: 1 to 65535, digits only.
 fn valid_port(port: &str) -> bool {
     !port.is_empty()

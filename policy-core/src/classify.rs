@@ -12,9 +12,10 @@ use ipnet::IpNet;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
-use crate::addr::{canonical, normalize_host, parse_address};
+use crate::addr::{canonical, normalize_host, parse_address, port_of};
 use crate::cluster;
 use crate::lpm::{Lpm4, Lpm6};
+use crate::m365::Category;
 use crate::policy::{Policy, PrefixState, PrefixValue};
 use crate::select::{self, Candidate};
 
@@ -29,6 +30,9 @@ pub enum Class {
     Unverified,
     /// The destination is not Microsoft's.
     NonMicrosoft,
+    /// Every matching destination entry has a category outside
+    /// `options.maps_categories` (SPEC §7).
+    ExcludedCategory,
     /// No edge can carry the traffic.
     NoEdge,
     /// Hand it to Microsoft at `edge`.
@@ -37,11 +41,12 @@ pub enum Class {
 
 impl Class {
     /// Every class.
-    pub const ALL: [Class; 6] = [
+    pub const ALL: [Class; 7] = [
         Class::InvalidSource,
         Class::Unregistered,
         Class::Unverified,
         Class::NonMicrosoft,
+        Class::ExcludedCategory,
         Class::NoEdge,
         Class::Maps,
     ];
@@ -53,6 +58,7 @@ impl Class {
             Class::Unregistered => "unregistered",
             Class::Unverified => "unverified",
             Class::NonMicrosoft => "non-microsoft",
+            Class::ExcludedCategory => "excluded-category",
             Class::NoEdge => "no-edge",
             Class::Maps => "maps",
         }
@@ -116,6 +122,8 @@ pub struct Classifier {
     reg6: Lpm6,
     dst4: Lpm4,
     dst6: Lpm6,
+    /// Per destination-table value: the entries whose prefixes contain that prefix.
+    dest_sets: Vec<Vec<u32>>,
     all_destinations: bool,
     plans: Vec<RegPlan>,
     edges: Vec<EdgeLinks>,
@@ -162,19 +170,13 @@ impl Classifier {
         }
         // The packed text is fully represented by the tables now.
         policy.doc.prefix_table = None;
-        let mut d4 = Vec::new();
-        let mut d6 = Vec::new();
-        for (net, dest) in &policy.dest_prefixes {
-            match net {
-                IpNet::V4(n) => d4.push((u32::from(n.network()), n.prefix_len(), *dest as u32)),
-                IpNet::V6(n) => d6.push((v6_bits(n.network()), n.prefix_len(), *dest as u32)),
-            }
-        }
+        let (d4, d6, dest_sets) = destination_tables(&policy.dest_prefixes);
         let doc = policy.document();
         let all_destinations = doc.destinations.is_empty()
             || (policy.dest_prefixes.is_empty()
                 && policy.dest_exact.is_empty()
-                && policy.dest_wild.is_empty());
+                && policy.dest_wild.is_empty()
+                && policy.dest_patterns.is_empty());
         let plans = (0..doc.registrations.len())
             .map(|r| {
                 let order = select::edge_order(&policy, r);
@@ -204,6 +206,7 @@ impl Classifier {
             reg6,
             dst4: Lpm4::build(&d4),
             dst6: Lpm6::build(&d6),
+            dest_sets,
             all_destinations,
             plans,
             edges,
@@ -312,16 +315,40 @@ impl Classifier {
 
     /// Classifies text input, as in a trace line (SPEC §5). A source that is not an
     /// address gives [`Class::InvalidSource`]; a destination that is not an address is
-    /// ignored (only the host can then match).
+    /// ignored (only the host can then match). The flow's port is the destination's,
+    /// else the host's (SPEC §5).
     pub fn classify_text(&self, src: &str, dst: Option<&str>, host: Option<&str>) -> Decision<'_> {
+        let port = dst.and_then(port_of).or_else(|| host.and_then(port_of));
         match parse_address(src) {
-            Some(s) => self.classify(s, dst.and_then(parse_address), host),
+            Some(s) => self.decide(s, dst.and_then(parse_address), host, port),
             None => Decision::empty(self, Class::InvalidSource),
         }
     }
 
-    /// Classifies a source address with an optional destination address and host.
+    /// Classifies a source address with an optional destination address and host (the
+    /// flow's port, if any, is the host's: see [`Classifier::classify_flow`]).
     pub fn classify(&self, src: IpAddr, dst: Option<IpAddr>, host: Option<&str>) -> Decision<'_> {
+        self.decide(src, dst, host, host.and_then(port_of))
+    }
+
+    /// Classifies a flow whose destination port is known apart from its address.
+    pub fn classify_flow(
+        &self,
+        src: IpAddr,
+        dst: Option<IpAddr>,
+        host: Option<&str>,
+        port: Option<u16>,
+    ) -> Decision<'_> {
+        self.decide(src, dst, host, port)
+    }
+
+    fn decide(
+        &self,
+        src: IpAddr,
+        dst: Option<IpAddr>,
+        host: Option<&str>,
+        port: Option<u16>,
+    ) -> Decision<'_> {
         let src = canonical(src);
         let Some(value) = self.registered(src) else {
             return Decision::empty(self, Class::Unregistered);
@@ -335,8 +362,13 @@ impl Classifier {
         if !self.policy.is_eligible(value.state()) {
             return d;
         }
-        if !self.is_microsoft(dst, host) {
+        let Some(verdict) = self.destination_verdict(dst, host, port) else {
             d.class = Class::NonMicrosoft;
+            return d;
+        };
+        d.category = verdict.category;
+        if !verdict.maps {
+            d.class = Class::ExcludedCategory;
             return d;
         }
         let Some(plan) = self.plans.get(value.registration()) else {
@@ -361,8 +393,101 @@ impl Classifier {
         }
     }
 
-    /// The destination set matched by address or host, if any (`usize::MAX` when the
-    /// policy lists no destinations: everything is Microsoft).
+    /// Calls `f` with every destination entry the flow's address or host matches, and
+    /// how (an entry may come more than once). Nothing is allocated but the normalised
+    /// host.
+    fn each_destination(
+        &self,
+        dst: Option<IpAddr>,
+        host: Option<&str>,
+        mut f: impl FnMut(usize, DestinationMatch),
+    ) {
+        let by_address = |a: IpAddr, f: &mut dyn FnMut(usize, DestinationMatch)| {
+            let set = self
+                .dest_lookup(a)
+                .and_then(|v| self.dest_sets.get(v as usize));
+            for &i in set.map_or(&[][..], Vec::as_slice) {
+                f(i as usize, DestinationMatch::Prefix(i as usize));
+            }
+        };
+        if let Some(a) = dst {
+            by_address(a, &mut f);
+        }
+        let Some(host) = host else {
+            return;
+        };
+        let norm = normalize_host(host);
+        if norm.is_empty() {
+            return;
+        }
+        if let Some(a) = parse_address(&norm) {
+            by_address(a, &mut f);
+            return;
+        }
+        let p = &self.policy;
+        let named = |list: &'_ [(String, usize)], name: &str| -> core::ops::Range<usize> {
+            let lo = list.partition_point(|(n, _)| n.as_str() < name);
+            let hi = list.partition_point(|(n, _)| n.as_str() <= name);
+            lo..hi
+        };
+        for (_, i) in p.dest_exact.get(named(&p.dest_exact, &norm)).unwrap_or(&[]) {
+            f(*i, DestinationMatch::Domain(*i));
+        }
+        // `*.x.y` matches any name ending in `.x.y`: try every proper suffix.
+        let mut rest = norm.as_str();
+        while let Some((_, tail)) = rest.split_once('.') {
+            for (_, i) in p.dest_wild.get(named(&p.dest_wild, tail)).unwrap_or(&[]) {
+                f(*i, DestinationMatch::Wildcard(*i));
+            }
+            rest = tail;
+        }
+        for (pattern, i) in &p.dest_patterns {
+            if pattern.matches(&norm) {
+                f(*i, DestinationMatch::Pattern(*i));
+            }
+        }
+    }
+
+    /// SPEC §7: `None` when no entry matches the flow (ports included: `non-microsoft`);
+    /// else the highest category of the matching entries and whether one of them takes
+    /// the MAPS path.
+    fn destination_verdict(
+        &self,
+        dst: Option<IpAddr>,
+        host: Option<&str>,
+        port: Option<u16>,
+    ) -> Option<Verdict> {
+        if self.all_destinations {
+            return Some(Verdict {
+                category: None,
+                maps: true,
+            });
+        }
+        let mut out: Option<Verdict> = None;
+        let p = &self.policy;
+        self.each_destination(dst, host, |i, _| {
+            let meta = p.dest_meta.get(i);
+            let ports_ok = match (meta.and_then(|m| m.ports.as_ref()), port) {
+                (Some(ports), Some(port)) => ports.contains(port),
+                _ => true,
+            };
+            if !ports_ok {
+                return;
+            }
+            let category = meta.and_then(|m| m.category);
+            let maps = category.is_none_or(|c| p.maps_category(c));
+            let v = out.get_or_insert(Verdict {
+                category: None,
+                maps: false,
+            });
+            v.category = v.category.max(category);
+            v.maps |= maps;
+        });
+        out
+    }
+
+    /// How the flow's destination first matched (for explanations), if it did; ports
+    /// are not considered here (see the decision's class for that).
     pub fn destination_match(
         &self,
         dst: Option<IpAddr>,
@@ -371,40 +496,11 @@ impl Classifier {
         if self.all_destinations {
             return Some(DestinationMatch::Everything);
         }
-        if let Some(a) = dst {
-            if let Some(i) = self.dest_lookup(a) {
-                return Some(DestinationMatch::Prefix(i as usize));
-            }
-        }
-        let host = host?;
-        let norm = normalize_host(host);
-        if let Some(a) = parse_address(&norm) {
-            return self
-                .dest_lookup(a)
-                .map(|i| DestinationMatch::Prefix(i as usize));
-        }
-        let p = &self.policy;
-        if let Ok(i) = p
-            .dest_exact
-            .binary_search_by(|(n, _)| n.as_str().cmp(&norm))
-        {
-            return p
-                .dest_exact
-                .get(i)
-                .map(|(_, d)| DestinationMatch::Domain(*d));
-        }
-        // `*.x.y` matches any name ending in `.x.y`: try every proper suffix.
-        let mut rest = norm.as_str();
-        while let Some((_, tail)) = rest.split_once('.') {
-            if let Ok(i) = p.dest_wild.binary_search_by(|(n, _)| n.as_str().cmp(tail)) {
-                return p
-                    .dest_wild
-                    .get(i)
-                    .map(|(_, d)| DestinationMatch::Wildcard(*d));
-            }
-            rest = tail;
-        }
-        None
+        let mut first = None;
+        self.each_destination(dst, host, |_, how| {
+            first.get_or_insert(how);
+        });
+        first
     }
 
     fn dest_lookup(&self, a: IpAddr) -> Option<u32> {
@@ -412,10 +508,6 @@ impl Classifier {
             IpAddr::V4(a) => self.dst4.lookup(u32::from(a)),
             IpAddr::V6(a) => self.dst6.lookup(v6_bits(a)),
         }
-    }
-
-    fn is_microsoft(&self, dst: Option<IpAddr>, host: Option<&str>) -> bool {
-        self.destination_match(dst, host).is_some()
     }
 
     /// The rendezvous choice among the usable links of `edge` for `client`.
@@ -449,6 +541,79 @@ pub enum DestinationMatch {
     Domain(usize),
     /// The host matches a `*.` wildcard of destination `i`.
     Wildcard(usize),
+    /// The host matches a pattern with `*` inside a label of destination `i`.
+    Pattern(usize),
+}
+
+/// What the matching destination entries say of a flow (SPEC §7).
+#[derive(Debug, Clone, Copy)]
+struct Verdict {
+    /// The highest category among them.
+    category: Option<Category>,
+    /// Whether one of them takes the MAPS path.
+    maps: bool,
+}
+
+/// The destination LPM tables: each distinct destination prefix maps to the set of
+/// entries whose prefixes contain it (its own and every less specific one), so one
+/// lookup finds every entry an address is inside. Sets are shared when equal.
+#[allow(clippy::type_complexity)]
+fn destination_tables(
+    prefixes: &[(IpNet, usize)],
+) -> (Vec<(u32, u8, u32)>, Vec<(u128, u8, u32)>, Vec<Vec<u32>>) {
+    use alloc::collections::BTreeMap;
+    let mut sets: Vec<Vec<u32>> = Vec::new();
+    let mut index: BTreeMap<Vec<u32>, u32> = BTreeMap::new();
+    let mut intern = |set: Vec<u32>| -> u32 {
+        if let Some(&i) = index.get(&set) {
+            return i;
+        }
+        let i = sets.len() as u32;
+        sets.push(set.clone());
+        index.insert(set, i);
+        i
+    };
+    // Distinct prefixes in address order (a covering prefix before what it covers),
+    // each with the entries listing it.
+    let mut by_net: BTreeMap<(u8, u128, u8), Vec<u32>> = BTreeMap::new();
+    for (net, entry) in prefixes {
+        let key = match net {
+            IpNet::V4(n) => (4, u128::from(u32::from(n.network())), n.prefix_len()),
+            IpNet::V6(n) => (6, v6_bits(n.network()), n.prefix_len()),
+        };
+        by_net.entry(key).or_default().push(*entry as u32);
+    }
+    let (mut d4, mut d6) = (Vec::new(), Vec::new());
+    // The enclosing prefixes of the current one, with their full sets.
+    let mut stack: Vec<((u8, u128, u8), Vec<u32>)> = Vec::new();
+    let width = |fam: u8| if fam == 4 { 32u32 } else { 128 };
+    let contains = |outer: (u8, u128, u8), inner: (u8, u128, u8)| {
+        let w = width(outer.0);
+        outer.0 == inner.0 && outer.2 <= inner.2 && {
+            let shift = w - u32::from(outer.2);
+            shift >= 128 || (outer.1 >> shift) == (inner.1 >> shift)
+        }
+    };
+    for (key, mut entries) in by_net {
+        while stack
+            .last()
+            .is_some_and(|(outer, _)| !contains(*outer, key))
+        {
+            stack.pop();
+        }
+        if let Some((_, parent)) = stack.last() {
+            entries.extend_from_slice(parent);
+        }
+        entries.sort_unstable();
+        entries.dedup();
+        let v = intern(entries.clone());
+        match key.0 {
+            4 => d4.push(((key.1 as u32), key.2, v)),
+            _ => d6.push((key.1, key.2, v)),
+        }
+        stack.push((key, entries));
+    }
+    (d4, d6, sets)
 }
 
 /// The decision for one flow (SPEC §3–§5). Borrows the classifier; costs nothing to
@@ -463,6 +628,7 @@ pub struct Decision<'a> {
     order: &'a [Candidate],
     link: Option<u16>,
     telemetry: bool,
+    category: Option<Category>,
 }
 
 impl<'a> Decision<'a> {
@@ -476,6 +642,7 @@ impl<'a> Decision<'a> {
             order: &[],
             link: None,
             telemetry: false,
+            category: None,
         }
     }
 
@@ -556,6 +723,12 @@ impl<'a> Decision<'a> {
         Some(libm::round(km * 10.0) / 10.0)
     }
 
+    /// The flow's Microsoft 365 category: the highest among the matching destination
+    /// entries (from `excluded-category` on; `None` when no matching entry has one).
+    pub fn category(&self) -> Option<Category> {
+        self.category
+    }
+
     /// Whether the matched prefix reports latency (its `telemetry`: per prefix, as
     /// in Azure, not per registration).
     pub fn telemetry(&self) -> bool {
@@ -634,6 +807,9 @@ impl Decision<'_> {
         }
         if let Some(p) = self.prefix() {
             m.serialize_entry("prefix", &Display(p))?;
+        }
+        if let Some(c) = self.category {
+            m.serialize_entry("category", &c)?;
         }
         if self.class == Class::Maps {
             m.serialize_entry("edge", &self.edge())?;

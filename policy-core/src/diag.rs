@@ -104,6 +104,12 @@ codes! {
     UnknownState = "unknown-state", Error;
     /// A destination domain that is not a host name or `*.` wildcard.
     MalformedDomain = "malformed-domain", Error;
+    /// A Microsoft 365 category that is not `Optimize`, `Allow` or `Default` (in a
+    /// destination's `category` or in `options.maps_categories`).
+    UnknownCategory = "unknown-category", Error;
+    /// A destination's `ports` that is not a list of ports and ranges from 1 to 65535
+    /// (`"80,443"`, `"3478-3481"`).
+    MalformedPorts = "malformed-ports", Error;
     /// `header_prefix` is not a lowercase HTTP header-name prefix.
     BadHeaderPrefix = "bad-header-prefix", Error;
     /// A link `address` that is not `host:port`.

@@ -96,6 +96,8 @@ pub struct Explanation {
     pub link: Option<String>,
     /// Backup edge.
     pub backup: Option<String>,
+    /// The flow's Microsoft 365 category (SPEC §7), when a matching entry has one.
+    pub category: Option<crate::m365::Category>,
     /// The Envoy cluster the decision routes to (class `maps`).
     pub cluster: Option<String>,
     /// Failover edges.
@@ -174,6 +176,10 @@ impl Classifier {
             ),
             Some(DestinationMatch::Wildcard(i)) => format!(
                 "Microsoft: the host matches a wildcard domain of `{}`",
+                doc.destinations.get(i).map_or("", |d| d.name.as_str())
+            ),
+            Some(DestinationMatch::Pattern(i)) => format!(
+                "Microsoft: the host matches a domain pattern of `{}`",
                 doc.destinations.get(i).map_or("", |d| d.name.as_str())
             ),
             None if dst.is_none() && host.is_none() => {
@@ -261,8 +267,12 @@ impl Classifier {
                 eligible_states.join(", ")
             ),
             Class::NonMicrosoft => {
-                "the destination is not Microsoft's: the default path applies".to_string()
+                "the destination is not Microsoft's (or not on the ports its entries list): the default path applies".to_string()
             }
+            Class::ExcludedCategory => format!(
+                "every matching destination has a category outside maps_categories (the flow's category: {}): the default path applies",
+                d.category().map_or("none", |c| c.as_str())
+            ),
             Class::NoEdge => "every edge is drained or has no usable link".to_string(),
             Class::Maps => {
                 let first = edges.first();
@@ -299,6 +309,7 @@ impl Classifier {
             link: d.link().map(String::from),
             backup: d.backup().map(String::from),
             cluster: d.cluster().map(String::from),
+            category: d.category(),
             failover: d.failover().map(String::from).collect(),
             edges,
             why,
@@ -368,6 +379,9 @@ impl fmt::Display for Explanation {
                     .unwrap_or_default()
             );
             let _ = writeln!(out, "  {}", self.destination);
+            if let Some(c) = self.category {
+                let _ = writeln!(out, "  category {c} (the highest of the matching entries)");
+            }
         }
         if let Some(site) = &self.site {
             let _ = writeln!(

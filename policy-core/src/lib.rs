@@ -84,6 +84,7 @@ mod cluster;
 mod diag;
 mod locations;
 mod lpm;
+mod m365;
 mod model;
 mod packed;
 mod state;
@@ -109,7 +110,7 @@ mod validate;
 // ---- the public API: every item with a doc line of its own ----------------------------
 
 /// Reading addresses and host names: IPv4-mapped IPv6 as IPv4, `host:port`.
-pub use addr::{canonical, normalize_host, parse_address, HostPort};
+pub use addr::{canonical, normalize_host, parse_address, port_of, HostPort};
 /// The compiled classifier, its decisions and their classes; routes to Envoy clusters.
 pub use classify::{
     decision_line_json, Class, Classifier, Decision, DecisionLine, DestinationMatch, Route,
@@ -132,6 +133,8 @@ pub use explain::{EdgeView, Explanation, PrefixMatch, SiteView};
 pub use locations::{find as find_location, names as location_names, Location, LocationKind};
 /// Longest-prefix-match tables (IPv4 and IPv6), usable on their own.
 pub use lpm::{Lpm4, Lpm6};
+/// Microsoft 365 endpoint categories and port lists (SPEC §7).
+pub use m365::{Category, Ports};
 /// The policy document, version 1, as written in JSON (SPEC §2).
 pub use model::{
     AddressSource, ClientAddress, Destination, Edge, Link, Options, PolicyDocument, PrefixEntry,

@@ -150,9 +150,17 @@ pub struct Destination {
     /// Service prefixes.
     #[serde(default)]
     pub prefixes: Vec<String>,
-    /// Service host names; `*.x.y` matches any name ending in `.x.y`.
+    /// Service host names; `*.x.y` matches any name ending in `.x.y`; any other `*`
+    /// stands for any characters inside one label (`*-files.sharepoint.com`).
     #[serde(default)]
     pub domains: Vec<String>,
+    /// Microsoft 365 category of the entry: `Optimize`, `Allow` or `Default` (SPEC §7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Ports the entry applies to, in Microsoft's `tcpPorts` form (`"80,443"`,
+    /// `"3478-3481"`); absent: every port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<String>,
 }
 
 /// Plugin and classification options; every field has a default.
@@ -165,6 +173,10 @@ pub struct Options {
     pub client_address: ClientAddress,
     /// Prefix of the headers the plugin publishes (and strips from requests).
     pub header_prefix: String,
+    /// Microsoft 365 categories that take the MAPS path (SPEC §7); absent: all three.
+    /// An entry without a category always does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maps_categories: Option<Vec<String>>,
 }
 
 impl Default for Options {
@@ -173,6 +185,7 @@ impl Default for Options {
             eligible_states: alloc::vec![String::from("Verified")],
             client_address: ClientAddress::default(),
             header_prefix: String::from("x-maps-"),
+            maps_categories: None,
         }
     }
 }

@@ -113,6 +113,12 @@ pub struct Policy {
     pub(crate) dest_exact: Vec<(String, usize)>,
     /// Normalised wildcard suffixes (`*.x.y` stored as `x.y`), with destination index.
     pub(crate) dest_wild: Vec<(String, usize)>,
+    /// Domains with `*` inside a label, with their destination index.
+    pub(crate) dest_patterns: Vec<(crate::m365::Pattern, usize)>,
+    /// Each destination entry's category and ports.
+    pub(crate) dest_meta: Vec<DestMeta>,
+    /// The categories that take the MAPS path (one bit per [`crate::Category`]).
+    pub(crate) maps_categories: u8,
     pub(crate) eligible: u8,
 }
 
@@ -159,10 +165,16 @@ impl Policy {
         self.client
     }
 
-    /// Whether any destination lists prefixes: only then can a destination address
-    /// change a decision, so a host need not fetch it otherwise.
+    /// Whether a destination address can change a decision: when a destination lists
+    /// prefixes, or `ports` (the flow's port is the destination's, else the host's), so
+    /// a host need not fetch it otherwise.
     pub fn needs_destination_address(&self) -> bool {
-        !self.dest_prefixes.is_empty()
+        !self.dest_prefixes.is_empty() || self.dest_meta.iter().any(|m| m.ports.is_some())
+    }
+
+    /// Whether `category` takes the MAPS path (`options.maps_categories`).
+    pub fn maps_category(&self, category: crate::m365::Category) -> bool {
+        self.maps_categories & category.bit() != 0
     }
 
     /// The states that make traffic eligible, in [`PrefixState::ALL`] order.
@@ -351,4 +363,11 @@ pub fn pack_policy(policy: &Policy) -> PolicyDocument {
     }
     doc.prefix_table = Some(crate::packed::PackedTable::from_records(&recs));
     doc
+}
+
+/// A destination entry's Microsoft 365 category and ports (SPEC §7), resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct DestMeta {
+    pub(crate) category: Option<crate::m365::Category>,
+    pub(crate) ports: Option<crate::m365::Ports>,
 }

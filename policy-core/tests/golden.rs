@@ -136,7 +136,7 @@ fn the_demo_policy_is_valid_and_covers_every_class() {
         "the demo shows readiness warnings"
     );
     let mut seen = std::collections::BTreeSet::new();
-    for dir in ["demo", "no-edge"] {
+    for dir in ["demo", "no-edge", "categories"] {
         let golden =
             fs::read_to_string(fixtures().join(dir).join("decisions.golden.jsonl")).unwrap();
         for line in golden.lines() {

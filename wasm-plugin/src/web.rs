@@ -55,6 +55,7 @@ export type DiagnosticCode =
   | "duplicate-edge-id" | "duplicate-link-id" | "duplicate-registration-id"
   | "duplicate-prefix" | "unknown-edge" | "coordinate-out-of-range"
   | "unknown-location" | "missing-location" | "unknown-state" | "malformed-domain"
+  | "unknown-category" | "malformed-ports"
   | "bad-header-prefix" | "malformed-address" | "bad-id" | "metric-name-collision"
   | "no-local-redundancy" | "no-geo-redundancy" | "link-capacity"
   | "overlapping-prefix" | "ipv6-prefix" | "long-prefix-without-key"
@@ -119,17 +120,30 @@ export type PrefixState =
   | "None" | "Invalid" | "Verified" | "Failed" | "Pending" | "Warning" | "Unknown";
 
 export type DecisionClass =
-  | "invalid-source" | "unregistered" | "unverified" | "non-microsoft" | "no-edge" | "maps";
+  | "invalid-source" | "unregistered" | "unverified" | "non-microsoft" | "excluded-category"
+  | "no-edge" | "maps";
+
+/** A Microsoft 365 endpoint category (SPEC §7), lowest first. */
+export type Category = "Default" | "Allow" | "Optimize";
 
 /** A decision line (SPEC §5): the fields that apply to the class. */
 export type Decision =
   | { src: string; class: "invalid-source" | "unregistered" }
-  | { src: string; class: "unverified" | "non-microsoft" | "no-edge"; registration: string; prefix: string }
+  | { src: string; class: "unverified" | "non-microsoft"; registration: string; prefix: string }
+  | {
+      src: string;
+      class: "excluded-category" | "no-edge";
+      registration: string;
+      prefix: string;
+      /** The flow's Microsoft 365 category, when a matching destination has one. */
+      category?: Category;
+    }
   | {
       src: string;
       class: "maps";
       registration: string;
       prefix: string;
+      category?: Category;
       edge: string;
       link: string;
       backup: string | null;
@@ -186,6 +200,8 @@ export interface Explanation {
   backup: string | null;
   /** The Envoy cluster of a `maps` decision (`maps_<edge>[_<backup>]`). */
   cluster: string | null;
+  /** The flow's Microsoft 365 category, when a matching destination has one. */
+  category: Category | null;
   failover: string[];
   /** Why the decision came out this way, in one sentence. */
   why: string;

@@ -12,3 +12,4 @@ mod compare;
 mod engine_cli;
 mod plugin;
 mod property;
+mod scenarios;

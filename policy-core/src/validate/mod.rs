@@ -198,6 +198,7 @@ impl Checker {
         summary.telemetry_cost_usd = summary.telemetry_prefixes as u64 * TELEMETRY_USD_PER_PREFIX;
         let (v4, v6) = self.duplicates_and_overlaps(tally.table, &doc);
         let dest = self.destinations(&doc.destinations, &mut summary);
+        let maps_categories = self.maps_categories(doc.options.maps_categories.as_deref());
         self.summary_lines();
         let headers = HeaderNames::new(&doc.options.header_prefix);
         let client = options::client_rule(&doc.options.client_address);
@@ -215,6 +216,9 @@ impl Checker {
             dest_prefixes: dest.prefixes,
             dest_exact: dest.exact,
             dest_wild: dest.wild,
+            dest_patterns: dest.patterns,
+            dest_meta: dest.meta,
+            maps_categories,
             eligible,
         };
         (summary, policy)
