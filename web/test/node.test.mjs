@@ -119,7 +119,7 @@ describe('scenario traces: same decisions as native', () => {
     assert.equal(out[5].src, '20.33.1.2');
   });
 
-  test('the demo trace covers every class', () => {
+  test('the scenario traces cover every class', () => {
     const classes = new Set();
     for (const dir of scenarios) {
       for (const l of jsonLines(readText(dir, 'decisions.golden.jsonl'))) {
@@ -127,7 +127,7 @@ describe('scenario traces: same decisions as native', () => {
         if (d.class) classes.add(d.class);
       }
     }
-    assert.deepEqual([...classes].sort(), ['invalid-source', 'maps', 'no-edge', 'non-microsoft', 'unregistered', 'unverified']);
+    assert.deepEqual([...classes].sort(), ['excluded-category', 'invalid-source', 'maps', 'no-edge', 'non-microsoft', 'unregistered', 'unverified']);
   });
 });
 
@@ -213,7 +213,7 @@ describe('engine API', () => {
   test('explain() carries the decision, every edge, and the printed text', () => {
     const x = engine.explain('20.33.1.10', { host: 'outlook.office365.com' });
     const d = engine.classify('20.33.1.10', { host: 'outlook.office365.com' });
-    assert.deepEqual(Object.keys(x).sort(), ['address', 'also_inside', 'backup', 'class', 'cluster', 'destination', 'dst', 'edge', 'edges', 'eligible_states', 'failover', 'host', 'link', 'matched', 'site', 'src', 'text', 'why'].sort());
+    assert.deepEqual(Object.keys(x).sort(), ['address', 'also_inside', 'backup', 'category', 'class', 'cluster', 'destination', 'dst', 'edge', 'edges', 'eligible_states', 'failover', 'host', 'link', 'matched', 'site', 'src', 'text', 'why'].sort());
     assert.equal(x.class, d.class);
     assert.equal(x.edge, d.edge);
     assert.equal(x.link, d.link);

@@ -29,7 +29,13 @@ export async function uses(policy: string, bytes: Uint8Array): Promise<void> {
     const failover: string[] = d.failover;
     const km: number = d.distance_km;
     void [edge, link, backup, failover, km];
-  } else if (d.class === 'unverified' || d.class === 'non-microsoft' || d.class === 'no-edge') {
+  } else if (d.class === 'excluded-category' || d.class === 'no-edge') {
+    const registration: string = d.registration;
+    const category: 'Default' | 'Allow' | 'Optimize' | undefined = d.category;
+    // @ts-expect-error only a `maps` decision names an edge
+    void d.edge;
+    void [registration, category];
+  } else if (d.class === 'unverified' || d.class === 'non-microsoft') {
     const registration: string = d.registration;
     const prefix: string = d.prefix;
     // @ts-expect-error only a `maps` decision names an edge
