@@ -138,7 +138,7 @@ pub use m365::{Category, Ports};
 /// The policy document, version 1, as written in JSON (SPEC §2).
 pub use model::{
     AddressSource, ClientAddress, Destination, Edge, Link, Options, PolicyDocument, PrefixEntry,
-    Provider, Registration,
+    Provenance, Provider, Registration,
 };
 /// The packed prefix table (`prefix_table`) and its records.
 pub use packed::{encode as encode_packed, PackError, PackedTable, Record as PackedRecord};

@@ -35,6 +35,32 @@ pub struct PolicyDocument {
     /// hundreds of thousands of prefixes, where JSON would cost too much memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix_table: Option<crate::packed::PackedTable>,
+    /// Where imported parts of the policy came from (`mapsctl import` records one
+    /// entry per import; informational).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provenance: Vec<Provenance>,
+}
+
+/// One import into the policy (`mapsctl import`): what was read, and its version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// `azure`, `service-tags` or `m365`.
+    pub kind: String,
+    /// The file(s) read, as named on the command line.
+    pub files: Vec<String>,
+    /// Service Tags: the file's `changeNumber`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_number: Option<u64>,
+    /// Service Tags: the file's `cloud`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<String>,
+    /// Microsoft 365 endpoints: the web service's version, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// What was selected (service tags, categories).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selected: Vec<String>,
 }
 
 /// The partner ISP.
@@ -70,6 +96,10 @@ pub struct Edge {
     /// A drained edge is never chosen.
     #[serde(default)]
     pub drained: bool,
+    /// The name Azure gives this site in a peering service's provider primary/backup
+    /// peering location (`providerPrimaryPeeringLocation`), used by imports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peering_location: Option<String>,
 }
 
 /// One PNI link of an edge.

@@ -300,6 +300,7 @@ pub fn demo_document() -> policy_core::PolicyDocument {
         destinations: Vec::new(),
         options: Default::default(),
         prefix_table: None,
+        provenance: Vec::new(),
     })
 }
 
