@@ -173,6 +173,20 @@ pub fn policy_version(text: &[u8]) -> alloc::string::String {
     alloc::format!("{:016x}", select::fnv1a(text))
 }
 
+/// [`policy_version`] as a number a metric holds exactly (Prometheus samples are
+/// 64-bit floats): its first 13 hex digits (52 bits). The plugin publishes it as the
+/// gauge `maps.policy.version`, so a fleet's proxies can be compared with the version
+/// `mapsctl envoy-config` wrote.
+///
+/// ```
+/// let text = b"{\"version\": 1}";
+/// let hex = policy_core::policy_version(text);
+/// assert_eq!(policy_core::policy_version_number(text), u64::from_str_radix(&hex[..13], 16).unwrap());
+/// ```
+pub fn policy_version_number(text: &[u8]) -> u64 {
+    select::fnv1a(text) >> 12
+}
+
 /// A loaded policy: the compiled classifier and the report (warnings only).
 #[derive(Debug, Clone)]
 pub struct LoadedPolicy {

@@ -60,6 +60,8 @@ pub(crate) fn property_text(path: &[&str]) -> Option<String> {
 /// (`policy_core::Policy`): nothing is derived here.
 pub(crate) struct Loaded {
     pub engine: policy_core::LoadedPolicy,
+    /// `policy_core::policy_version` of the configuration text.
+    pub version: String,
     /// Counts successful loads in this VM (1 = first policy).
     pub generation: u32,
     /// Whether the host wants debug lines (read at configure time: a per-request debug
@@ -68,8 +70,9 @@ pub(crate) struct Loaded {
 }
 
 impl Loaded {
-    fn new(engine: policy_core::LoadedPolicy, generation: u32) -> Loaded {
+    fn new(engine: policy_core::LoadedPolicy, version: String, generation: u32) -> Loaded {
         Loaded {
+            version,
             generation,
             debug: matches!(
                 hostcalls::get_log_level(),
@@ -127,6 +130,8 @@ impl RootContext for Root {
             Ok(Some(bytes)) => bytes,
             _ => Vec::new(),
         };
+        let version = policy_core::policy_version(&config);
+        let version_number = policy_core::policy_version_number(&config);
         match policy_core::load_owned(config, false) {
             Ok(engine) => {
                 self.generation = self.generation.saturating_add(1);
@@ -141,12 +146,12 @@ impl RootContext for Root {
                         ),
                     );
                 }
-                let loaded = Loaded::new(engine, self.generation);
+                let loaded = Loaded::new(engine, version.clone(), self.generation);
                 let doc = loaded.engine.classifier.policy().document();
                 log(
                     LogLevel::Info,
                     &format!(
-                        "maps: policy loaded (generation {}, {} filter, root context {}): {} edges, {} registrations, {} warnings",
+                        "maps: policy loaded (version {version}, generation {}, {} filter, root context {}): {} edges, {} registrations, {} warnings",
                         loaded.generation,
                         if self.mode == Mode::Network { "network" } else { "http" },
                         self.context_id,
@@ -156,6 +161,8 @@ impl RootContext for Root {
                     ),
                 );
                 self.metrics.policy_event(true);
+                self.metrics
+                    .serving(version_number, loaded.generation, linear_memory_bytes());
                 self.policy = Some(Rc::new(loaded));
                 true
             }
@@ -163,7 +170,7 @@ impl RootContext for Root {
                 log(
                     LogLevel::Error,
                     &format!(
-                        "maps: policy rejected: {} error(s), {} warning(s)",
+                        "maps: policy rejected (version {version}): {} error(s), {} warning(s)",
                         report.errors, report.warnings
                     ),
                 );
@@ -182,8 +189,8 @@ impl RootContext for Root {
                     log(
                         LogLevel::Warn,
                         &format!(
-                            "maps: keeping the last good policy (generation {})",
-                            p.generation
+                            "maps: keeping the last good policy (version {}, generation {})",
+                            p.version, p.generation
                         ),
                     );
                 }
@@ -214,6 +221,19 @@ impl RootContext for Root {
             Mode::Http => ContextType::HttpContext,
             Mode::Network => ContextType::StreamContext,
         })
+    }
+}
+
+/// The VM's linear memory in bytes (WebAssembly memory never shrinks: this is the
+/// high-water mark).
+fn linear_memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        (core::arch::wasm32::memory_size(0) as u64) * 65_536
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
     }
 }
 

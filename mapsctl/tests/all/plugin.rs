@@ -326,7 +326,8 @@ fn a_bad_configuration_is_refused_with_its_log_line() {
                 line.message
             );
             assert!(logs.iter().any(|l| l.level == LogLevel::Error
-                && l.message.starts_with("maps: policy rejected: 1 error")));
+                && l.message.starts_with("maps: policy rejected (version ")
+                && l.message.contains("): 1 error(s)")));
         }
         other => panic!("expected a rejection, got {:?}", other.err()),
     }
@@ -363,9 +364,19 @@ fn a_bad_reconfiguration_keeps_the_last_good_policy() {
         .iter()
         .any(|l| l.level == LogLevel::Error
             && l.message.contains("[unsupported-version] at /version")));
-    assert!(logs
-        .iter()
-        .any(|l| l.message == "maps: keeping the last good policy (generation 1)"));
+    let good_version = policy_core::policy_version(good.as_bytes());
+    let bad_version = policy_core::policy_version(bad.as_bytes());
+    assert!(logs.iter().any(|l| l.message
+        == format!("maps: keeping the last good policy (version {good_version}, generation 1)")));
+    assert!(logs.iter().any(|l| l
+        .message
+        .starts_with(&format!("maps: policy rejected (version {bad_version}):"))));
+    // The gauges still name the policy served.
+    assert_eq!(
+        plugin.metrics().gauge("maps.policy.version"),
+        Some(policy_core::policy_version_number(good.as_bytes()))
+    );
+    assert_eq!(plugin.metrics().gauge("maps.policy.generation"), Some(1));
     let after = plugin
         .http_request()
         .source("20.33.1.7:1")
@@ -390,6 +401,14 @@ fn a_bad_reconfiguration_keeps_the_last_good_policy() {
     assert_eq!(moved.header("x-maps-cluster"), Some("maps_chi"));
     assert_eq!(plugin.metrics().counter("maps.policy.loaded"), Some(2));
     assert_eq!(plugin.metrics().counter("maps.policy.rejected"), Some(1));
+    assert_eq!(
+        plugin.metrics().gauge("maps.policy.version"),
+        Some(policy_core::policy_version_number(drained.as_bytes()))
+    );
+    assert_eq!(plugin.metrics().gauge("maps.policy.generation"), Some(2));
+    // Linear memory: whole 64 KiB pages, and more than the plugin's code needs.
+    let memory = plugin.metrics().gauge("maps.vm.memory_bytes").unwrap();
+    assert!(memory >= 65_536 && memory % 65_536 == 0, "{memory}");
 }
 
 /// Regression: latency was recorded for every prefix of a registration that had one

@@ -12,6 +12,9 @@
 //! | `maps.class.<class>.connections` | counter | every TCP connection (network filter) |
 //! | `maps.registration.<reg>.edge.<edge>.routed_connections` | counter | TCP connections of class `maps` |
 //! | `maps.policy.loaded` / `maps.policy.rejected` | counter | configurations accepted / refused |
+//! | `maps.policy.version` | gauge | the policy this VM serves: `policy_core::policy_version_number` of its text (the first 13 hex digits of the version `mapsctl envoy-config` prints) |
+//! | `maps.policy.generation` | gauge | how many policies this VM has loaded |
+//! | `maps.vm.memory_bytes` | gauge | the VM's linear memory after the last configuration |
 //!
 //! In names, `.` inside an id becomes `_` (a dot would split the tag).
 //!
@@ -86,6 +89,19 @@ impl Metrics {
     /// Records a latency sample.
     pub fn record(&self, id: u32, value: u64) {
         let _ = hostcalls::record_metric(id, value);
+    }
+
+    fn set(&self, name: &str, value: u64) {
+        if let Some(id) = self.id(MetricType::Gauge, name.to_string()) {
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+
+    /// The policy this VM now serves, and its linear memory.
+    pub fn serving(&self, version: u64, generation: u32, memory_bytes: u64) {
+        self.set("maps.policy.version", version);
+        self.set("maps.policy.generation", u64::from(generation));
+        self.set("maps.vm.memory_bytes", memory_bytes);
     }
 
     /// A configuration accepted (`true`) or refused.
