@@ -19,6 +19,7 @@ mod classify;
 mod compare;
 mod envoy_config;
 mod explain;
+mod import;
 mod pack;
 mod validate;
 
@@ -171,6 +172,10 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Update a policy from what Azure and Microsoft publish: peering services and
+    /// prefixes, Service Tags, Microsoft 365 endpoints (SPEC §8).
+    #[command(subcommand)]
+    Import(import::Source),
     /// Decisions per second on a generated table: native and through the plugin.
     Bench {
         /// IPv4 prefixes in the table.
@@ -194,6 +199,12 @@ enum Command {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// Your own policy instead of a generated one (with --trace).
+        #[arg(long, requires = "trace")]
+        policy: Option<PathBuf>,
+        /// Your own traffic (trace JSON Lines), replayed in a loop (with --policy).
+        #[arg(long, requires = "policy")]
+        trace: Option<PathBuf>,
     },
 }
 
@@ -267,6 +278,23 @@ pub fn run() -> ExitCode {
             trace,
             format,
         } => compare::what_if(&policy, &drain_edge, &drain_link, trace.as_deref(), format),
+        Command::Import(source) => import::run(&source),
+        Command::Bench {
+            lookups,
+            plugin_requests,
+            plugin,
+            json,
+            policy: Some(policy),
+            trace: Some(trace),
+            ..
+        } => bench::run_user(&bench::UserArgs {
+            policy: &policy,
+            trace: &trace,
+            lookups,
+            plugin_requests,
+            plugin: plugin.as_deref(),
+            json,
+        }),
         Command::Bench {
             prefixes,
             v6,
@@ -275,6 +303,7 @@ pub fn run() -> ExitCode {
             seed,
             plugin,
             json,
+            ..
         } => bench::run(&bench::Args {
             v4: prefixes,
             v6,

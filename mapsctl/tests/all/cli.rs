@@ -479,3 +479,32 @@ fn classify_gives_every_trace_line_its_own_output_line() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("4 malformed trace line(s)"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `mapsctl bench --policy P --trace T`: the user's own policy and traffic, natively
+/// and through the plugin, every plugin answer equal to the native one (no timing is
+/// asserted).
+#[test]
+fn bench_measures_the_users_policy_and_trace() {
+    let o = mapsctl(&[
+        "bench",
+        "--policy",
+        "fixtures/categories/policy.json",
+        "--trace",
+        "fixtures/categories/trace.jsonl",
+        "--lookups",
+        "2000",
+        "--plugin-requests",
+        "100",
+        "--json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["flows"], 20);
+    assert_eq!(v["native"]["decisions"], 2000);
+    assert_eq!(v["plugin"]["decisions"], 100);
+    assert_eq!(v["plugin"]["identical_to_native"], 100);
+    assert!(v["plugin_over_native"].as_f64().unwrap() > 0.0);
+    // --policy needs --trace: a usage error (exit 2).
+    let o = mapsctl(&["bench", "--policy", "fixtures/demo/policy.json"]);
+    assert_eq!(code(&o), 2);
+}
