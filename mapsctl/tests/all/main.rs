@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod compare;
 mod engine_cli;
+mod imports;
 mod plugin;
 mod property;
 mod scenarios;
