@@ -76,6 +76,7 @@ test: lint lint-plugin wasm-core test-rust test-web e2e test-benches test-bench-
 golden:
 	UPDATE_GOLDEN=1 $(CARGO) test -p policy-core --test golden
 	UPDATE_GOLDEN=1 $(CARGO) test -p mapsctl --test all compare
+	UPDATE_GOLDEN=1 $(CARGO) test -p mapsctl --test all imports
 
 ## ---- demo ---------------------------------------------------------------------
 # The demo policy in a real Envoy: link servers, traffic from several customers, a table
