@@ -264,7 +264,9 @@ fn finish(doc: &PolicyDocument, log: &str, out: Option<&Path>) -> u8 {
     if !v.report.valid {
         let errors = Report::new(v.report.errors().cloned().collect(), None, false);
         eprintln!("mapsctl: refused: the updated policy would not validate; nothing was written:");
-        eprint!("{}", validate::render_text(&errors, &name, text.as_bytes()));
+        // Lines and columns are those of the text that would have been written.
+        let shown = "<the updated policy, not written>";
+        eprint!("{}", validate::render_text(&errors, shown, text.as_bytes()));
         return 1;
     }
     match out {
