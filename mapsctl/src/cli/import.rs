@@ -1246,3 +1246,55 @@ fn m365(
     });
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_id_names_its_service() {
+        let id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Peering/peeringServices/fab-wa/prefixes/p1";
+        assert_eq!(service_of(id), Some("fab-wa"));
+        assert_eq!(service_of(&id.to_lowercase()), Some("fab-wa"));
+        // A service id, or a prefix id without its prefix, names no prefix.
+        assert_eq!(
+            service_of("/subscriptions/s/providers/Microsoft.Peering/peeringServices/fab-wa"),
+            None
+        );
+        assert_eq!(service_of(".../peeringServices/fab-wa/prefixes/"), None);
+        assert_eq!(service_of(".../peeringServices//prefixes/p"), None);
+    }
+
+    #[test]
+    fn did_you_mean_is_near_and_bounded() {
+        let names = ["AzureCloud", "AzureFrontDoor.Frontend", "Storage"];
+        assert_eq!(
+            did_you_mean("azurefrontdoor.frontend", &names),
+            Some("AzureFrontDoor.Frontend")
+        );
+        assert_eq!(did_you_mean("AzureCloude", &names), Some("AzureCloud"));
+        assert_eq!(did_you_mean("Compute", &names), None);
+        assert_eq!(did_you_mean(&"x".repeat(81), &names), None);
+    }
+
+    #[test]
+    fn a_destination_replaces_every_entry_of_its_name_in_place() {
+        let d = |name: &str, p: &str| Destination {
+            name: name.into(),
+            prefixes: vec![p.into()],
+            domains: Vec::new(),
+            category: None,
+            ports: None,
+        };
+        let mut v = vec![d("A", "1"), d("B", "2"), d("A", "3"), d("C", "4")];
+        assert!(put_destination(&mut v, d("A", "9")));
+        let got: Vec<(&str, &str)> = v
+            .iter()
+            .map(|x| (x.name.as_str(), x.prefixes[0].as_str()))
+            .collect();
+        assert_eq!(got, [("A", "9"), ("B", "2"), ("C", "4")]);
+        assert!(!put_destination(&mut v, d("D", "5")));
+        assert_eq!(v.last().unwrap().name, "D");
+    }
+}
