@@ -13,10 +13,13 @@
 //!     .explain(src, {dst, host})        ─▶ Classifier::explain     ─▶ Explanation + text
 //!     .edges(registrationId)            ─▶ Classifier::candidates  ─▶ Candidate[]
 //!     .map()                            ─▶ Policy (document, sites, candidates)
+//!     .whatIf({edges, links})           ─▶ policy_core::what_if    ─▶ WhatIf (RouteChange[])
+//!   diff(oldPolicy, newPolicy)          ─▶ policy_core::diff       ─▶ PolicyDiff | Error{report}
 //! ```
 //!
 //! Errors: a bad option object or an unknown registration id throws a JS `Error`
-//! with a message; an invalid policy throws an `Error` named `PolicyError` whose
+//! with a message (so does an unknown edge or link id in `whatIf`, naming it); an
+//! invalid policy throws an `Error` named `PolicyError` whose
 //! `report` property is the validation report. Nothing panics on any input.
 //!
 //! The TypeScript types of the generated `.d.ts` are written by hand below
@@ -25,7 +28,7 @@
 
 use policy_core::Explanation;
 use policy_core::Reason;
-use policy_core::{Classifier, DecisionLine, LoadedPolicy, Report, Summary};
+use policy_core::{Classifier, DecisionLine, LoadedPolicy, Policy, Report, Summary};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
@@ -277,6 +280,69 @@ export interface MapData {
   edges: MapEdge[];
   registrations: MapRegistration[];
 }
+
+/** What to drain, on paper, in `whatIf`: edge ids and link ids. */
+export interface WhatIfOptions {
+  edges?: string[];
+  links?: string[];
+}
+
+/** Where a registration's `maps` traffic goes (`edge: null`: no edge can carry it,
+ * the traffic takes the default path). */
+export interface Ends {
+  edge: string | null;
+  backup: string | null;
+}
+
+/** A registration whose edge or backup changes. */
+export interface RouteChange {
+  registration: string;
+  before: Ends;
+  after: Ends;
+  /** Distance to the edge after minus before, in km (rounded to 0.1); `null` when
+   * either side has no edge. */
+  distance_added_km: number | null;
+}
+
+/** What draining edges and links would move (`mapsctl what-if --format json`). */
+export interface WhatIf {
+  /** What was drained, as asked. */
+  drained: { edges: string[]; links: string[] };
+  /** Every registration whose edge or backup would change. */
+  changes: RouteChange[];
+}
+
+/** A registered prefix's facts that a change can touch. */
+export interface PrefixFacts {
+  state: PrefixState;
+  /** Whether it carries a partner-registered prefix key. */
+  key: boolean;
+  /** Whether it reports latency. */
+  telemetry: boolean;
+}
+
+/** A prefix added or removed (its facts flattened in). */
+export interface PrefixItem extends PrefixFacts {
+  registration: string;
+  prefix: string;
+}
+
+/** A prefix whose state, key or telemetry changed. */
+export interface PrefixChange {
+  registration: string;
+  prefix: string;
+  before: PrefixFacts;
+  after: PrefixFacts;
+}
+
+/** The difference between two policies (`mapsctl diff --format json`, without a trace). */
+export interface PolicyDiff {
+  /** Registration ids only in the new policy (`added`) or only in the old (`removed`). */
+  registrations: { added: string[]; removed: string[] };
+  prefixes: { added: PrefixItem[]; removed: PrefixItem[]; changed: PrefixChange[] };
+  /** Registrations present in both whose route changes. */
+  routes: RouteChange[];
+}
 "#;
 
 /// Options of `validate` and of the `PolicyEngine` constructor.
@@ -284,6 +350,14 @@ export interface MapData {
 #[serde(default)]
 struct ValidateOptions {
     strict: Option<bool>,
+}
+
+/// What `whatIf` drains.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WhatIfOptions {
+    edges: Option<Vec<String>>,
+    links: Option<Vec<String>>,
 }
 
 /// Destination of a flow.
@@ -314,6 +388,9 @@ pub enum WebError {
     PolicyNotTextOrBytes,
     /// `edges(id)` named no registration of the policy. Fix: use a registration `id`.
     UnknownRegistration(String),
+    /// `whatIf` named an edge or link the policy does not have (the text names it), or
+    /// the drained policy would not validate. Fix: use an edge or link `id`.
+    WhatIf(String),
     /// A result could not be turned into a JS value (not expected: every shape here
     /// is plain data). Report it as a bug.
     Convert(String),
@@ -333,6 +410,7 @@ impl core::fmt::Display for WebError {
                 f.write_str("the policy must be a string or a Uint8Array")
             }
             WebError::UnknownRegistration(id) => write!(f, "unknown registration `{id}`"),
+            WebError::WhatIf(e) => write!(f, "whatIf: {e}"),
             WebError::Convert(e) => write!(f, "cannot convert to JS: {e}"),
         }
     }
@@ -380,6 +458,7 @@ fn options<T: Default + for<'de> Deserialize<'de>>(
 
 const VALIDATE_OPTIONS: &[&str] = &["strict"];
 const FLOW_OPTIONS: &[&str] = &["dst", "host"];
+const WHAT_IF_OPTIONS: &[&str] = &["edges", "links"];
 
 /// The policy as bytes: a string (UTF-16, converted to UTF-8) or a `Uint8Array` (a
 /// Node `Buffer` is one), passed through untouched so that non-UTF-8 input is
@@ -447,10 +526,53 @@ fn policy_error(report: &Report) -> JsValue {
     err.into()
 }
 
-/// A loaded policy: the compiled classifier of `policy-core`.
+/// The validated policy of some text or bytes, or the `PolicyError` naming its errors.
+/// (Always non-strict: it is the policy an edge would load.)
+fn validated(value: &JsValue) -> Result<(Policy, Report), JsValue> {
+    let bytes = policy_bytes(value)?;
+    let v = policy_core::validate(&bytes, false);
+    match v.policy {
+        Some(policy) if v.report.valid => Ok((policy, v.report)),
+        _ => Err(policy_error(&v.report)),
+    }
+}
+
+/// The difference between two policies, as `mapsctl diff --format json` prints it
+/// (without a trace): registrations and prefixes added, removed and changed, and the
+/// registrations whose route changes. Throws a `PolicyError` (with the report) when
+/// either policy is invalid (warnings allowed).
+#[wasm_bindgen(unchecked_return_type = "PolicyDiff")]
+pub fn diff(
+    #[wasm_bindgen(js_name = "oldPolicy", unchecked_param_type = "string | Uint8Array")]
+    old_policy: JsValue,
+    #[wasm_bindgen(js_name = "newPolicy", unchecked_param_type = "string | Uint8Array")]
+    new_policy: JsValue,
+) -> Result<JsValue, JsValue> {
+    let (old, _) = validated(&old_policy)?;
+    let (new, _) = validated(&new_policy)?;
+    Ok(to_js(&policy_core::diff(&old, &new))?)
+}
+
+/// The JSON shape of `mapsctl what-if --format json`.
+#[derive(Serialize)]
+struct WhatIfView<'a> {
+    drained: Drained<'a>,
+    changes: &'a [policy_core::RouteChange],
+}
+
+#[derive(Serialize)]
+struct Drained<'a> {
+    edges: &'a [String],
+    links: &'a [String],
+}
+
+/// A loaded policy: the compiled classifier of `policy-core`, and the validated policy
+/// as `policy_core::validate` gives it (with its packed table, which the classifier
+/// does not keep), for `whatIf`.
 #[wasm_bindgen]
 pub struct PolicyEngine {
     engine: LoadedPolicy,
+    policy: Policy,
 }
 
 /// A candidate edge, for JS.
@@ -548,10 +670,45 @@ impl PolicyEngine {
         let opts: ValidateOptions =
             options(options_value, "PolicyEngine options", VALIDATE_OPTIONS)?;
         let bytes = policy_bytes(&policy)?;
-        match policy_core::load(&bytes, opts.strict.unwrap_or(false)) {
-            Ok(engine) => Ok(PolicyEngine { engine }),
-            Err(report) => Err(policy_error(&report)),
+        // As `policy_core::load` does, keeping a copy of the validated policy.
+        let v = policy_core::validate(&bytes, opts.strict.unwrap_or(false));
+        drop(bytes);
+        match v.policy {
+            Some(policy) if v.report.valid => Ok(PolicyEngine {
+                engine: LoadedPolicy {
+                    classifier: Classifier::new(policy.clone()),
+                    report: v.report,
+                },
+                policy,
+            }),
+            _ => Err(policy_error(&v.report)),
         }
+    }
+
+    /// What draining `edges` and `links` (ids) would move, on paper: every registration
+    /// whose edge or backup would change, as `mapsctl what-if --format json` prints it.
+    /// The engine itself is unchanged. Throws for an unknown edge or link id (naming
+    /// it) and for a bad options object.
+    #[wasm_bindgen(js_name = "whatIf", unchecked_return_type = "WhatIf")]
+    pub fn what_if(
+        &self,
+        #[wasm_bindgen(js_name = "drain", unchecked_optional_param_type = "WhatIfOptions")]
+        drain: Option<JsValue>,
+    ) -> Result<JsValue, WebError> {
+        let o: WhatIfOptions = options(drain, "whatIf options", WHAT_IF_OPTIONS)?;
+        let edges = o.edges.unwrap_or_default();
+        let links = o.links.unwrap_or_default();
+        let e: Vec<&str> = edges.iter().map(String::as_str).collect();
+        let l: Vec<&str> = links.iter().map(String::as_str).collect();
+        let (_, changes) = policy_core::what_if(&self.policy, &e, &l)
+            .map_err(|err| WebError::WhatIf(err.to_string()))?;
+        to_js(&WhatIfView {
+            drained: Drained {
+                edges: &edges,
+                links: &links,
+            },
+            changes: &changes,
+        })
     }
 
     /// The validation report of the loaded policy (valid; may carry warnings).

@@ -16,7 +16,7 @@ const require = createRequire(import.meta.url);
 // Loaded by its package name's entry point, as a user would (`main`/`exports`).
 const pkgJson = JSON.parse(readFileSync(join(PKG, 'package.json'), 'utf8'));
 const maps = require(PKG);
-const { validate, PolicyEngine, version } = maps;
+const { validate, PolicyEngine, version, diff } = maps;
 
 const read = (...p) => readFileSync(join(FIXTURES, ...p));
 const readText = (...p) => readFileSync(join(FIXTURES, ...p), 'utf8');
@@ -58,7 +58,9 @@ describe('package', () => {
       'readonly eligibleStates: PrefixState[];',
       'readonly headers: HeaderNames;',
       'readonly report: Report;',
-      'readonly summary: Summary;']) {
+      'readonly summary: Summary;',
+      'whatIf(drain?: WhatIfOptions): WhatIf;',
+      'export function diff(oldPolicy: string | Uint8Array, newPolicy: string | Uint8Array): PolicyDiff;']) {
       assert.ok(dts.includes(name), `missing in .d.ts: ${name}`);
     }
     // `InitOutput` (web target only) types the raw wasm exports, whose externref
@@ -290,5 +292,65 @@ describe('engine API', () => {
     }
     // The module still works after all that.
     assert.equal(engine.classify('20.33.1.10', { host: 'outlook.office365.com' }).class, 'maps');
+  });
+});
+
+describe('what-if and diff: same as mapsctl (fixtures/diff)', () => {
+  const demo = readText('demo', 'policy.json');
+  const engine = new PolicyEngine(demo);
+
+  test('whatIf({edges: ["nyc"]}) gives the changes of `mapsctl what-if --format json` (what-if-nyc.golden.json)', () => {
+    const golden = JSON.parse(readText('diff', 'what-if-nyc.golden.json'));
+    const w = engine.whatIf({ edges: ['nyc'] });
+    assert.deepEqual(w.changes, golden.changes);
+    assert.deepEqual(w, golden);
+  });
+
+  test('whatIf({edges: ["sea"]}) moves fabrikam-wa from sea to sjc; the engine itself is unchanged', () => {
+    const before = engine.map();
+    const { changes } = engine.whatIf({ edges: ['sea'] });
+    const fab = changes.find((c) => c.registration === 'fabrikam-wa');
+    assert.equal(fab.before.edge, 'sea');
+    assert.equal(fab.after.edge, 'sjc');
+    assert.equal(typeof fab.distance_added_km, 'number');
+    assert.ok(fab.distance_added_km > 0);
+    for (const c of changes) assert.deepEqual(Object.keys(c), ['registration', 'before', 'after', 'distance_added_km']);
+    assert.deepEqual(engine.map(), before);
+    assert.equal(engine.classify('20.33.1.10', { host: 'outlook.office365.com' }).edge, 'sea');
+  });
+
+  test('whatIf: nothing drained moves nothing; links too; an unknown id throws naming it', () => {
+    assert.deepEqual(engine.whatIf().changes, []);
+    assert.deepEqual(engine.whatIf({}).changes, []);
+    const doc = JSON.parse(demo);
+    const sea = doc.edges.find((e) => e.id === 'sea');
+    // Every link of sea drained is sea drained.
+    assert.deepEqual(engine.whatIf({ links: sea.links.map((l) => l.id) }).changes, engine.whatIf({ edges: ['sea'] }).changes);
+    assert.throws(() => engine.whatIf({ edges: ['atlantis'] }), /no edge has the id `atlantis`/);
+    assert.throws(() => engine.whatIf({ links: ['atlantis-9'] }), /no link has the id `atlantis-9`/);
+    assert.throws(() => engine.whatIf({ edge: ['sea'] }), /unknown option `edge`/);
+    assert.throws(() => engine.whatIf({ edges: 'sea' }), /^Error: whatIf options: /);
+  });
+
+  test('diff(demo, new-policy.json) is `mapsctl diff --format json` without its trace (diff.golden.json)', () => {
+    const golden = JSON.parse(readText('diff', 'diff.golden.json'));
+    delete golden.trace;
+    const d = diff(demo, read('diff', 'new-policy.json'));
+    assert.deepEqual(d, golden);
+    assert.deepEqual(d.registrations, { added: ['fabrikam-or'], removed: ['consolidated-mx'] });
+    const same = diff(demo, demo);
+    assert.deepEqual(same, { registrations: { added: [], removed: [] }, prefixes: { added: [], removed: [], changed: [] }, routes: [] });
+  });
+
+  test('diff of an invalid policy throws the PolicyError with its report', () => {
+    const bad = readText('invalid', 'unknown-fields.json');
+    for (const args of [[bad, demo], [demo, bad]]) {
+      let err;
+      try { diff(...args); } catch (e) { err = e; }
+      assert.ok(err instanceof Error);
+      assert.equal(err.name, 'PolicyError');
+      assert.deepEqual(err.report, validate(bad));
+    }
+    assert.throws(() => diff(demo, 42), /string or a Uint8Array/);
   });
 });

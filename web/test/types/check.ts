@@ -4,7 +4,8 @@
 import init, * as web from '../../../packages/maps-policy-web/maps_policy.js';
 import * as node from '../../../packages/maps-policy-node/maps_policy.js';
 import type {
-  Candidate, Decision, DiagnosticCode, Explanation, MapData, PolicyError, Report, Summary,
+  Candidate, Decision, DiagnosticCode, Explanation, MapData, PolicyDiff, PolicyError, PrefixItem, Report,
+  RouteChange, Summary, WhatIf,
 } from '../../../packages/maps-policy-node/maps_policy.js';
 
 export async function uses(policy: string, bytes: Uint8Array): Promise<void> {
@@ -69,6 +70,21 @@ export async function uses(policy: string, bytes: Uint8Array): Promise<void> {
   const summary: Summary = engine.summary;
   const cost: number = summary.telemetry_cost_usd;
   const again: Report = engine.report;
+  const w1: WhatIf = engine.whatIf({ edges: ['sea'], links: [] });
+  const moved: RouteChange | undefined = w1.changes[0];
+  const after: string | null | undefined = moved?.after.edge;
+  const added: number | null | undefined = moved?.distance_added_km;
+  engine.whatIf();
+  // @ts-expect-error edges is a list of ids
+  engine.whatIf({ edges: 'sea' });
+  // @ts-expect-error a misspelt option
+  engine.whatIf({ edge: ['sea'] });
+  const pd: PolicyDiff = node.diff(policy, bytes);
+  const item: PrefixItem | undefined = pd.prefixes.added[0];
+  const itemState: string | undefined = item?.state;
+  const key: boolean | undefined = pd.prefixes.changed[0]?.after.key;
+  const gone: string[] = pd.registrations.removed;
+  void [after, added, itemState, key, gone];
   engine.free();
   void [states, text, site, why, reason, primary, lines, cost, again];
 
