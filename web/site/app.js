@@ -1,7 +1,7 @@
 // The MAPS policy page. Presentation only: every validation result and decision comes
 // from the WebAssembly module (policy-core), and nothing is sent anywhere: the page
 // reads files with the File API and its Content-Security-Policy forbids other origins.
-import init, { validate, PolicyEngine, version } from './pkg/maps_policy.js';
+import init, { validate, PolicyEngine, version, diff } from './pkg/maps_policy.js';
 import { LAND_PATH } from './world.js';
 
 const $ = (id) => document.getElementById(id);
@@ -35,6 +35,10 @@ const state = {
   selected: null, // { registration, edge, backup } of the last classified flow
   bytes: null, // an opened file's bytes, validated as such until the text is edited
   markers: '',
+  whatif: false, // what-if mode on: a click on an edge drains it, on paper
+  drained: [], // edge ids drained on paper, in click order
+  moves: null, // WhatIf of `drained` (engine.whatIf), when any is drained
+  other: null, // { name, bytes } of the policy to compare with
 };
 
 // ---- editor -------------------------------------------------------------------------
@@ -141,6 +145,7 @@ function run() {
   state.engine?.free();
   state.engine = null;
   state.map = null;
+  state.moves = null;
   if (!text.trim()) {
     state.report = null;
     renderAll();
@@ -159,6 +164,10 @@ function run() {
       console.error(e);
     }
   }
+  // What was drained on paper stays drained while the edges exist.
+  const ids = new Set(state.map?.edges.map((e) => e.id) ?? []);
+  state.drained = state.drained.filter((id) => ids.has(id));
+  computeWhatIf();
   renderAll();
 }
 
@@ -179,6 +188,8 @@ function renderAll() {
   }
   $('test').disabled = !state.engine;
   renderMap();
+  renderWhatIf();
+  renderDiff();
 }
 
 function el(tag, attrs = {}, ...children) {
@@ -367,11 +378,13 @@ function classify() {
   const facts = el('div', { class: 'facts' },
     fact('registration', d.registration ? `${d.registration}${x.matched?.customer ? ` · ${x.matched.customer}` : ''}` : null),
     fact('prefix', d.prefix ? `${d.prefix}${x.matched ? ` · ${x.matched.state}` : ''}` : null),
+    fact('category', d.category ?? x.category, 'category'),
     d.class === 'maps' ? [
       fact('edge', edgeName(d.edge)),
       fact('link', d.link),
       fact('backup', d.backup ? edgeName(d.backup) : 'none'),
       fact('distance', `${d.distance_km.toLocaleString('en-US')} km`),
+      fact('cluster', x.cluster),
       fact('failover order', d.failover.length ? d.failover.join(' → ') : 'none', 'wide'),
     ] : null);
   const cands = x.edges.length ? el('table', { class: 'cands' },
@@ -469,18 +482,24 @@ function renderMap() {
     return;
   }
   const edges = new Map(m.edges.map((x) => [x.id, x]));
+  // In what-if, each registration's paths as they would be with the edges drained.
+  const after = new Map((state.moves?.changes ?? []).map((c) => [c.registration, c.after]));
+  const drained = new Set(state.moves ? state.drained : []);
   const paths = s('g', {});
   const regs = s('g', {});
   const flows = s('g', {});
   const edgeG = s('g', {});
-  for (const r of m.registrations) {
+  for (const r0 of m.registrations) {
+    const moved = after.get(r0.id);
+    const r = moved ? { ...r0, primary: moved.edge, backup: moved.backup } : r0;
     const rx = X(r.lon);
     const ry = Y(r.lat);
     for (const [kind, id, bend] of [['backup', r.backup, -0.18], ['primary', r.primary, 0.12]]) {
       const ed = id && edges.get(id);
       if (!ed) continue;
+      const was = kind === 'primary' ? r0.primary : r0.backup;
       paths.append(s('path', {
-        class: `path ${kind}`, d: curve(rx, ry, X(ed.lon), Y(ed.lat), bend), 'data-reg': r.id, 'data-edge': ed.id,
+        class: `path ${kind}${moved && was !== id ? ' moved' : ''}`, d: curve(rx, ry, X(ed.lon), Y(ed.lat), bend), 'data-reg': r.id, 'data-edge': ed.id,
         'stroke-width': kind === 'primary' ? 1.6 : 1.2, 'stroke-dasharray': kind === 'backup' ? '4 3' : null, 'vector-effect': 'non-scaling-stroke',
       }));
     }
@@ -503,7 +522,8 @@ function renderMap() {
     const x = X(ed.lon);
     const y = Y(ed.lat);
     const size = 9 * px;
-    const g = s('g', { class: `edge${ed.usable ? '' : ' off'}`, 'data-edge': ed.id },
+    const off = !ed.usable || drained.has(ed.id);
+    const g = s('g', { class: `edge${off ? ' off' : ''}${drained.has(ed.id) ? ' drained-whatif' : ''}`, 'data-edge': ed.id },
       s('title', {}, `${ed.id}${ed.metro ? ` · ${ed.metro}` : ''}${ed.provider ? ` · ${ed.provider}` : ''}\n${ed.usable_links}/${ed.links} links usable${ed.drained ? ' · drained' : ''}`),
       s('rect', { x: x - size / 2, y: y - size / 2, width: size, height: size, 'stroke-width': 1.2 * px, transform: `rotate(45 ${x} ${y})` }));
     const tw = ed.id.length * fs * 0.62;
@@ -516,6 +536,7 @@ function renderMap() {
       g.append(s('text', { x: lx, y: ly, 'text-anchor': anchor, 'font-size': fs, 'stroke-width': 3 * px }, ed.id));
       break;
     }
+    g.addEventListener('click', () => { if (state.whatif) toggleDrain(ed.id); });
     g.addEventListener('mouseenter', () => hot((el2) => el2.dataset.edge === ed.id, null));
     g.addEventListener('mouseleave', () => hot(null, null));
     edgeG.append(g);
@@ -523,7 +544,7 @@ function renderMap() {
   // The last classified flow, drawn over everything.
   const sel = state.selected;
   const reg = sel && m.registrations.find((r) => r.id === sel.registration);
-  if (reg) {
+  if (reg && !state.moves) {
     for (const [kind, id, bend] of [['backup', sel.backup, -0.18], ['primary', sel.edge, 0.12]]) {
       const ed = id && edges.get(id);
       if (!ed) continue;
@@ -540,6 +561,138 @@ function renderMap() {
     for (const path of paths.children) path.classList.toggle('hot', Boolean(match && match(path)));
     for (const g of regs.children) g.classList.toggle('hot', Boolean(match && (g === regG || [...paths.children].some((pp) => pp.classList.contains('hot') && pp.dataset.reg === g.dataset.reg))));
   }
+}
+
+// ---- what-if -----------------------------------------------------------------------
+
+/** Asks the engine what draining `state.drained` would move (nothing changes in it). */
+function computeWhatIf() {
+  state.moves = null;
+  if (!state.engine || !state.whatif || !state.drained.length) return;
+  try {
+    state.moves = state.engine.whatIf({ edges: state.drained });
+  } catch (e) {
+    console.warn(e);
+  }
+}
+
+function toggleDrain(id) {
+  const i = state.drained.indexOf(id);
+  if (i === -1) state.drained.push(id);
+  else state.drained.splice(i, 1);
+  computeWhatIf();
+  renderMap();
+  renderWhatIf();
+}
+
+function setWhatIf(on) {
+  state.whatif = on;
+  $('whatif').checked = on;
+  if (!on) state.drained = [];
+  computeWhatIf();
+  renderMap();
+  renderWhatIf();
+}
+
+const endsText = (e) => (e.edge ? `${e.edge} / ${e.backup ?? 'no backup'}` : 'default path (no edge)');
+const km = (v) => (v == null ? '–' : `${v > 0 ? '+' : ''}${v.toLocaleString('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 })} km`);
+
+/** A table of route changes: registration, before → after (edge / backup), km added. */
+function routeTable(changes, id) {
+  const customer = new Map((state.map?.registrations ?? []).map((r) => [r.id, r.customer]));
+  return el('table', { class: 'routes', id },
+    el('thead', {}, el('tr', {}, ['registration', 'before (edge / backup)', '', 'after (edge / backup)', 'km added'].map((h) => el('th', {}, h)))),
+    el('tbody', {}, changes.map((c) => el('tr', { dataset: { reg: c.registration, before: c.before.edge ?? '', after: c.after.edge ?? '' } },
+      el('td', {}, c.registration, customer.get(c.registration) ? el('span', { class: 'muted' }, ` · ${customer.get(c.registration)}`) : null),
+      el('td', {}, el('span', { class: 'ends before' }, endsText(c.before))),
+      el('td', { class: 'arrow' }, '→'),
+      el('td', {}, el('span', { class: `ends after${c.before.edge !== c.after.edge ? ' changed' : ''}` }, endsText(c.after))),
+      el('td', { class: 'num' }, km(c.distance_added_km))))));
+}
+
+function renderWhatIf() {
+  $('map').closest('.map-panel').classList.toggle('whatif', state.whatif);
+  $('whatif').disabled = !state.engine;
+  const list = $('whatif-list');
+  const on = state.whatif && Boolean(state.engine);
+  $('whatif-reset').hidden = !on || !state.drained.length;
+  $('whatif-drained').textContent = !on ? '' : state.drained.length ? `drained on paper: ${state.drained.join(', ')}` : 'nothing drained yet';
+  list.hidden = !on || !state.moves;
+  if (list.hidden) { list.replaceChildren(); return; }
+  const changes = state.moves.changes;
+  list.dataset.drained = state.drained.join(',');
+  list.replaceChildren(
+    el('div', { class: 'sub-h' }, changes.length
+      ? `Draining ${state.drained.join(', ')} would move ${plural(changes.length, 'registration')} (as mapsctl what-if reports it):`
+      : `Draining ${state.drained.join(', ')} would move no registration.`),
+    changes.length ? el('div', { class: 'table-wrap' }, routeTable(changes, 'whatif-table')) : null);
+}
+
+// ---- diff ----------------------------------------------------------------------------
+
+async function openCompare(file) {
+  state.other = { name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) };
+  renderDiff();
+  $('diff-panel').scrollIntoView({ behavior: 'smooth', block: 'start' });
+}
+
+function renderDiff() {
+  const panel = $('diff-panel');
+  const box = $('diff');
+  panel.hidden = !state.other;
+  if (!state.other) { box.replaceChildren(); return; }
+  $('diff-name').textContent = state.other.name;
+  box.dataset.seq = String(Number(box.dataset.seq ?? 0) + 1);
+  if (!state.engine) {
+    box.replaceChildren(p('Fix the errors of the policy in the editor to compare it.', 'muted'));
+    return;
+  }
+  let d;
+  try {
+    d = diff(state.bytes ?? ta.value, state.other.bytes);
+  } catch (e) {
+    const first = e.report?.diagnostics?.find((x) => x.severity === 'error');
+    box.replaceChildren(el('p', { class: 'diff-error' }, `${state.other.name} is not a valid policy`
+      + (e.report ? `: ${plural(e.report.errors, 'error')}${first ? `; first: ${first.path || '/'}: ${first.message}` : ''}` : `: ${e.message}`)));
+    return;
+  }
+  const pfx = d.prefixes;
+  const chip = (cls, text) => el('span', { class: `id ${cls}` }, text);
+  const facts = (f) => `${f.state}${f.key ? ' · key' : ''}${f.telemetry ? ' · telemetry' : ''}`;
+  const changedFacts = (c) => ['state', 'key', 'telemetry'].filter((k) => c.before[k] !== c.after[k])
+    .map((k) => `${k}: ${c.before[k]} → ${c.after[k]}`).join(', ');
+  const prefixRows = [
+    ...pfx.added.map((x) => ['added', x.registration, x.prefix, facts(x)]),
+    ...pfx.removed.map((x) => ['removed', x.registration, x.prefix, facts(x)]),
+    ...pfx.changed.map((x) => ['changed', x.registration, x.prefix, changedFacts(x)]),
+  ];
+  const none = !d.registrations.added.length && !d.registrations.removed.length && !prefixRows.length && !d.routes.length;
+  box.replaceChildren(el('div', { class: 'diff' },
+    el('div', { class: 'counts' },
+      chip('added', `${plural(d.registrations.added.length, 'registration')} added`),
+      chip('removed', `${d.registrations.removed.length} removed`),
+      chip('added', `${plural(pfx.added.length, 'prefix')} added`.replace('prefixs', 'prefixes')),
+      chip('removed', `${pfx.removed.length} removed`),
+      chip('changed', `${pfx.changed.length} changed`),
+      chip('changed', `${plural(d.routes.length, 'route')} changed`)),
+    none ? p('The two policies register the same prefixes and route every registration alike.', 'muted') : null,
+    d.registrations.added.length || d.registrations.removed.length ? [
+      el('h3', {}, 'Registrations'),
+      el('div', { class: 'ids', id: 'diff-registrations' },
+        d.registrations.added.map((id) => el('span', { class: 'id added', dataset: { reg: id, change: 'added' } }, `+ ${id}`)),
+        d.registrations.removed.map((id) => el('span', { class: 'id removed', dataset: { reg: id, change: 'removed' } }, `− ${id}`))),
+    ] : null,
+    prefixRows.length ? [
+      el('h3', {}, 'Prefixes'),
+      el('div', { class: 'table-wrap' }, el('table', { id: 'diff-prefixes' },
+        el('thead', {}, el('tr', {}, ['', 'registration', 'prefix', 'state · key · telemetry'].map((h) => el('th', {}, h)))),
+        el('tbody', {}, prefixRows.map(([kind, reg, prefix, what]) => el('tr', { dataset: { change: kind, reg, prefix } },
+          el('td', { class: 'kind' }, el('span', { class: kind }, kind)), el('td', {}, reg), el('td', { class: 'mono' }, prefix), el('td', { class: 'mono' }, what)))))),
+    ] : null,
+    d.routes.length ? [
+      el('h3', {}, 'Routes that change (registrations in both)'),
+      el('div', { class: 'table-wrap' }, routeTable(d.routes, 'diff-routes')),
+    ] : null));
 }
 
 // ---- wiring ------------------------------------------------------------------------
@@ -595,6 +748,14 @@ async function main() {
     const f = e.dataTransfer?.files?.[0];
     if (f) await loadFile(f);
   });
+  $('whatif').addEventListener('change', (e) => setWhatIf(e.target.checked));
+  $('whatif-reset').addEventListener('click', () => { state.drained = []; computeWhatIf(); renderMap(); renderWhatIf(); });
+  $('compare-file').addEventListener('change', async (e) => {
+    const f = e.target.files?.[0];
+    if (f) await openCompare(f);
+    e.target.value = '';
+  });
+  $('diff-close').addEventListener('click', () => { state.other = null; renderDiff(); });
   $('tester').addEventListener('submit', (e) => { e.preventDefault(); classify(); });
   for (const b of $('zoom').querySelectorAll('button')) {
     b.addEventListener('click', () => {

@@ -230,6 +230,118 @@ test('a packed policy: the map counts its prefixes and a registration fills the 
   assert.ok(src.startsWith('20.33.'), src);
 });
 
+test('what-if: draining sea on the demo, on paper, moves fabrikam-wa to sjc in the list and on the map', async () => {
+  await page.click('#demo');
+  await waitStatus('warnings');
+  await page.click('#zoom button[data-region="fit"]');
+  const demo = fixture('demo', 'policy.json');
+  const engine = new maps.PolicyEngine(demo);
+  const want = engine.whatIf({ edges: ['sea'] }).changes;
+  const before = engine.map();
+  engine.free();
+  assert.ok(want.some((c) => c.registration === 'fabrikam-wa' && c.before.edge === 'sea' && c.after.edge === 'sjc'));
+  // Off: a click on an edge drains nothing.
+  await page.dispatchEvent('#map g.edge[data-edge="sea"]', 'click');
+  assert.equal(await page.isHidden('#whatif-list'), true);
+  await page.check('#whatif');
+  await page.dispatchEvent('#map g.edge[data-edge="sea"]', 'click');
+  await page.waitForSelector('#whatif-table tr[data-reg="fabrikam-wa"]');
+  const rows = await page.$$eval('#whatif-table tbody tr', (trs) => trs.map((tr) => ({
+    registration: tr.dataset.reg, before: tr.dataset.before, after: tr.dataset.after, km: tr.lastChild.textContent,
+  })));
+  assert.deepEqual(rows.map((r) => r.registration), want.map((c) => c.registration));
+  for (const [i, c] of want.entries()) {
+    assert.equal(rows[i].before, c.before.edge ?? '');
+    assert.equal(rows[i].after, c.after.edge ?? '');
+    if (c.distance_added_km != null) assert.match(rows[i].km, new RegExp(`${c.distance_added_km.toLocaleString('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 })} km$`));
+  }
+  const fab = rows.find((r) => r.registration === 'fabrikam-wa');
+  assert.deepEqual([fab.before, fab.after], ['sea', 'sjc']);
+  assert.match(await page.textContent('#whatif-table tr[data-reg="fabrikam-wa"]'), /sea \/ .*→sjc \//);
+  // The map: sea drained on paper, fabrikam-wa's primary path now to sjc, marked moved.
+  assert.equal(await page.locator('#map g.edge.drained-whatif[data-edge="sea"]').count(), 1);
+  assert.equal(await page.getAttribute('#map path.path.primary[data-reg="fabrikam-wa"]', 'data-edge'), 'sjc');
+  assert.match(await page.getAttribute('#map path.path.primary[data-reg="fabrikam-wa"]', 'class'), /\bmoved\b/);
+  assert.equal(await page.locator('#map path.path.primary').count(), before.registrations.filter((r) => (want.find((c) => c.registration === r.id)?.after.edge ?? r.primary)).length);
+  await page.locator('.map-panel').screenshot({ path: join(SHOTS, 'whatif-sea.png') });
+  // The policy itself is untouched, and the tester still routes to sea.
+  assert.equal(await page.inputValue('#policy'), demo);
+  await classifyIn({ src: '20.33.1.10', host: 'outlook.office365.com' });
+  assert.equal(JSON.parse(await page.textContent('#decision-json')).edge, 'sea');
+  // Reset: nothing drained, every path as before.
+  await page.click('#whatif-reset');
+  await page.waitForSelector('#whatif-list', { state: 'hidden' });
+  assert.equal(await page.locator('#map g.edge.drained-whatif').count(), 0);
+  assert.equal(await page.getAttribute('#map path.path.primary[data-reg="fabrikam-wa"]', 'data-edge'), 'sea');
+  // A second click on a drained edge undrains it too.
+  await page.dispatchEvent('#map g.edge[data-edge="nyc"]', 'click');
+  await page.waitForSelector('#whatif-table tr[data-reg="proseware-ny"]');
+  await page.dispatchEvent('#map g.edge[data-edge="nyc"]', 'click');
+  await page.waitForSelector('#whatif-list', { state: 'hidden' });
+  await page.uncheck('#whatif');
+});
+
+test('compare with…: the demo against fixtures/diff/new-policy.json lists what changes', async () => {
+  await page.click('#demo');
+  await waitStatus('warnings');
+  const want = maps.diff(fixture('demo', 'policy.json'), fixture('diff', 'new-policy.json'));
+  await page.setInputFiles('#compare-file', join(ROOT, 'fixtures/diff', 'new-policy.json'));
+  await page.waitForSelector('#diff-registrations');
+  assert.equal(await page.textContent('#diff-name'), 'new-policy.json');
+  const regs = await page.$$eval('#diff-registrations [data-reg]', (xs) => xs.map((x) => `${x.dataset.change} ${x.dataset.reg}`));
+  assert.deepEqual(regs, ['added fabrikam-or', 'removed consolidated-mx']);
+  const prefixes = await page.$$eval('#diff-prefixes tbody tr', (trs) => trs.map((tr) => `${tr.dataset.change} ${tr.dataset.reg} ${tr.dataset.prefix}`));
+  assert.deepEqual(prefixes, [
+    ...want.prefixes.added.map((x) => `added ${x.registration} ${x.prefix}`),
+    ...want.prefixes.removed.map((x) => `removed ${x.registration} ${x.prefix}`),
+    ...want.prefixes.changed.map((x) => `changed ${x.registration} ${x.prefix}`),
+  ]);
+  assert.ok(prefixes.includes('added fabrikam-or 20.40.0.0/20'));
+  const routes = await page.$$eval('#diff-routes tbody tr', (trs) => trs.map((tr) => `${tr.dataset.reg} ${tr.dataset.before}→${tr.dataset.after}`));
+  assert.deepEqual(routes, want.routes.map((c) => `${c.registration} ${c.before.edge}→${c.after.edge}`));
+  assert.deepEqual(routes, ['wingtip-tx dfw→chi']);
+  await page.locator('#diff-panel').screenshot({ path: join(SHOTS, 'diff.png') });
+  // An invalid policy to compare with says so; Close hides the view.
+  await page.setInputFiles('#compare-file', join(ROOT, 'fixtures/invalid', 'unknown-fields.json'));
+  await page.waitForSelector('#diff .diff-error');
+  assert.match(await page.textContent('#diff .diff-error'), /^unknown-fields\.json is not a valid policy: \d+ errors; first: /);
+  await page.click('#diff-close');
+  await page.waitForSelector('#diff-panel', { state: 'hidden' });
+});
+
+test('categories (fixtures/categories): each decision shows its Microsoft 365 category; excluded-category is styled', async () => {
+  await page.setInputFiles('#file', join(ROOT, 'fixtures/categories', 'policy.json'));
+  await page.waitForFunction(() => document.querySelector('#policy').value.includes('maps_categories'));
+  await page.waitForSelector('#status[data-state="valid"], #status[data-state="warnings"]');
+  const trace = fixture('categories', 'trace.jsonl').split('\n').filter((l) => l.trim());
+  const golden = fixture('categories', 'decisions.golden.jsonl').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+  const classes = new Set();
+  let shot = false;
+  for (const [i, line] of trace.entries()) {
+    if ('error' in golden[i]) continue;
+    const t = JSON.parse(line);
+    if (t.src.trim() === '') continue;
+    await classifyIn(t);
+    assert.deepEqual(JSON.parse(await page.textContent('#decision-json')), golden[i], `trace line ${i + 1}: ${line}`);
+    const cls = await page.textContent('#decision-class');
+    assert.equal(cls, golden[i].class);
+    const shown = await page.locator('[data-field="category"]').count() ? await page.textContent('[data-field="category"]') : null;
+    assert.equal(shown, golden[i].category ?? null, `trace line ${i + 1}: category`);
+    classes.add(cls);
+    if (cls === 'excluded-category') {
+      const bg = await page.$eval('#decision-class', (e) => getComputedStyle(e).backgroundColor);
+      assert.equal(bg, 'rgb(122, 79, 176)');
+      if (!shot) {
+        shot = true;
+        await page.locator('.tester-panel').screenshot({ path: join(SHOTS, 'excluded-category.png') });
+      }
+    }
+    if (cls === 'maps') assert.match(await page.textContent('[data-field="cluster"]'), /^maps_/);
+  }
+  assert.ok(classes.has('excluded-category') && classes.has('maps'), [...classes].join());
+  assert.ok(golden.some((g) => g.category === 'Optimize') && golden.some((g) => g.category === 'Allow'));
+});
+
 test('the page asked nothing of any other origin and logged no error', () => {
   const foreign = requests.filter((u) => !u.startsWith(site.url) && !u.startsWith('data:'));
   assert.deepEqual(foreign, []);
