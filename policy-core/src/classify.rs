@@ -486,19 +486,27 @@ impl Classifier {
         out
     }
 
-    /// How the flow's destination first matched (for explanations), if it did; ports
-    /// are not considered here (see the decision's class for that).
+    /// How the flow's destination first matched an entry (for explanations), if it
+    /// did: only entries whose `ports` allow `port` count (an unknown port passes).
     pub fn destination_match(
         &self,
         dst: Option<IpAddr>,
         host: Option<&str>,
+        port: Option<u16>,
     ) -> Option<DestinationMatch> {
         if self.all_destinations {
             return Some(DestinationMatch::Everything);
         }
         let mut first = None;
-        self.each_destination(dst, host, |_, how| {
-            first.get_or_insert(how);
+        let p = &self.policy;
+        self.each_destination(dst, host, |i, how| {
+            let ports_ok = match (p.dest_meta.get(i).and_then(|m| m.ports.as_ref()), port) {
+                (Some(ports), Some(port)) => ports.contains(port),
+                _ => true,
+            };
+            if ports_ok {
+                first.get_or_insert(how);
+            }
         });
         first
     }

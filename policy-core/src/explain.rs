@@ -161,7 +161,10 @@ impl Classifier {
             _ => Vec::new(),
         };
 
-        let destination = match self.destination_match(dst_addr, host) {
+        let port = dst
+            .and_then(crate::addr::port_of)
+            .or_else(|| host.and_then(crate::addr::port_of));
+        let destination = match self.destination_match(dst_addr, host, port) {
             Some(DestinationMatch::Everything) => {
                 "the policy lists no destinations: every destination counts as Microsoft"
                     .to_string()

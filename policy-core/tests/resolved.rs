@@ -176,3 +176,27 @@ fn over_the_cap_the_first_findings_are_shown_and_the_rest_counted() {
         more[0].message
     );
 }
+
+/// Explain names an entry whose ports allow the flow (regression: it named an entry
+/// listing only another port).
+#[test]
+fn explain_names_an_entry_that_allows_the_flows_port() {
+    let policy = std::fs::read("../fixtures/categories/policy.json")
+        .or_else(|_| std::fs::read("fixtures/categories/policy.json"))
+        .unwrap();
+    let engine = policy_core::load(&policy, false).unwrap();
+    let e = engine
+        .classifier
+        .explain("20.33.1.15", None, Some("contoso-files.sharepoint.com:80"));
+    assert_eq!(e.class.as_str(), "excluded-category");
+    assert!(
+        e.destination.contains("C: SharePoint files"),
+        "{}",
+        e.destination
+    );
+    let e = engine
+        .classifier
+        .explain("20.33.1.14", None, Some("contoso-files.sharepoint.com:443"));
+    assert_eq!(e.class.as_str(), "maps");
+    assert_eq!(e.category.map(|c| c.as_str()), Some("Optimize"));
+}
