@@ -69,7 +69,7 @@ test-rust: setup-rust plugin
 	# workspace run builds wasm-plugin without features.
 	$(CARGO) test -p wasm-plugin --features web --lib
 
-test: lint lint-plugin wasm-core test-rust test-web e2e test-benches test-bench-tools e2e-conformance
+test: lint lint-plugin wasm-core test-rust test-web e2e e2e-faults test-benches test-bench-tools e2e-conformance
 
 ## ---- golden files ---------------------------------------------------------------
 # Regenerate every golden file under fixtures/ from the current build. Review the diff.
@@ -94,6 +94,13 @@ E2E_ENV := ENVOY=$(ENVOY) MAPSCTL=$(MAPSCTL) PLUGIN_WASM=$(PLUGIN_WASM)
 e2e: build envoy
 	$(E2E_ENV) python3 e2e/test_examples.py
 	$(E2E_ENV) python3 e2e/test_envoy.py
+
+# Real link faults (issue 13): links in network namespaces behind veths, black-holed,
+# taken down, degraded, a whole edge black-holed; 0 lost requests required; recovery
+# times and p99 printed. Needs root; about a minute; removes what it creates.
+.PHONY: e2e-faults
+e2e-faults: build envoy
+	$(E2E_ENV) python3 e2e/test_faults.py
 
 # Regenerate examples/envoy from examples/envoy/policy.json (e2e checks they match).
 examples: mapsctl

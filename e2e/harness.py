@@ -19,7 +19,7 @@ from pathlib import Path
 
 from envoy import Envoy
 from links import Link, LinkSet, free_port
-from traffic import PROXY_UNKNOWN, Reply, proxy_v1, request
+from traffic import Reply, proxy_v1, request
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,6 +54,8 @@ class Edge:
         health_interval_ms: int = 400,
         extra_args: tuple[str, ...] = (),
         proxy_protocol: bool = False,
+        expose_decision_headers: bool = False,
+        original_dst_default: bool = False,
     ) -> None:
         self.tools = tool_paths()
         self.policy_path = Path(policy_path).resolve()
@@ -72,6 +74,14 @@ class Edge:
         # `--proxy-protocol`: the HTTP listener reads the client and destination
         # addresses from a PROXY line (every connection must send one).
         self.proxy_protocol = proxy_protocol
+        # `--expose-decision-headers`: the plugin's class/cluster/decision headers travel
+        # upstream (the link servers echo them). Off by default, as in mapsctl: the
+        # decision is then in the access log only (`access_log()`).
+        self.expose_decision_headers = expose_decision_headers
+        self.access_log_path = self.workdir / "access.log"
+        # No `--internet`: the default path is an ORIGINAL_DST cluster (the connection's
+        # original destination; here the PROXY line's, with `proxy_protocol`).
+        self.original_dst_default = original_dst_default
         # plan.json of the last `mapsctl envoy-config` run (see PLAN_FILE).
         self.plan: dict = {}
 
@@ -121,16 +131,13 @@ class Edge:
             "--listen-l4", f"127.0.0.1:{self.l4_port}",
             "--l4-proxy-protocol",
             *(["--proxy-protocol"] if self.proxy_protocol else []),
+            *(["--expose-decision-headers"] if self.expose_decision_headers else []),
+            "--access-log", str(self.access_log_path),
             "--admin", f"127.0.0.1:{self.admin_port}",
-            "--internet", self.internet.address,
+            *([] if self.original_dst_default else ["--internet", self.internet.address]),
             "--plugin", self.tools["plugin"],
             "--health-interval-ms", str(self.health_interval_ms),
         ]
-        # The checks read the plugin's decision where the link servers see it: the
-        # decision headers must travel upstream (needed once envoy-config strips them
-        # by default; asked for only when this mapsctl knows the flag).
-        if "--expose-decision-headers" in envoy_config_help(self.tools["mapsctl"]):
-            args.append("--expose-decision-headers")
         # Addresses for the links this policy has (mapsctl refuses unknown link ids).
         doc = json.loads(Path(policy).read_text())
         ids = {l["id"] for e in doc.get("edges", []) for l in e.get("links", [])}
@@ -148,6 +155,22 @@ class Edge:
             )
         self.plan = json.loads((self.outdir / PLAN_FILE).read_text())
         return r.stdout
+
+    def access_log(self) -> list[dict]:
+        """Envoy's HTTP access log: one JSON object per request (the generated
+        format: client, authority, path, status, upstream cluster and host, and the
+        plugin's decision as `maps_class`, `maps_cluster`, `maps_decision`)."""
+        try:
+            text = self.access_log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        out = []
+        for line in text.splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
 
     def wait_all_healthy(self, timeout: float = 20.0) -> None:
         """Until every running link is healthy in its edge cluster (active checks)."""
@@ -229,8 +252,9 @@ class Edge:
         line's source address (with the line's port, else 40000; Envoy's
         `source.address` always has a port). The destination, when it is an address,
         is the PROXY line's destination (`destination.address`); otherwise the PROXY
-        line is UNKNOWN and `destination.address` is the listener's own address (Envoy
-        has no connection without a destination). The host is the :authority; without
+        destination is an address no policy lists (`NO_DESTINATION`) on the host's
+        port, else 443 (Envoy has no connection without a destination, and its port is
+        the flow's port, SPEC §5). The host is the :authority; without
         one the request carries the listener's address as Host (HTTP/1.1 has no
         request without a Host). Raises `Unsendable` for what no request can carry.
         """
@@ -259,7 +283,10 @@ class Edge:
                 # is written as the balancer's after an empty one: "," -> "", "", peer.
                 xff = ","
             if dst_addr is None:
-                proxy = PROXY_UNKNOWN
+                # No destination address: one that no policy lists (TEST-NET-1), on
+                # the host's port (SPEC §5: the flow's port is the destination's, else
+                # the host's; Envoy always has a destination port), else 443.
+                proxy = proxy_v1(BALANCER["TCP4"], NO_DESTINATION, 40000, host_port(host) or 443)
             else:
                 fam = "TCP6" if ":" in dst_addr[0] else "TCP4"
                 proxy = proxy_v1(BALANCER[fam], dst_addr[0], 40000, dst_addr[1] or 443)
@@ -271,7 +298,8 @@ class Edge:
             addr, port = src_addr[0], src_addr[1] or 40000
             v6 = ":" in addr
             if dst_addr is None:
-                dst_addr = ("::1" if v6 else "127.0.0.1", self.http_port)
+                # As above: an address no policy lists, on the host's port, else 443.
+                dst_addr = ("2001:db8::d" if v6 else NO_DESTINATION, host_port(host) or 443)
             elif (":" in dst_addr[0]) != v6:
                 raise Unsendable(f"src {src!r} and dst {dst!r}: PROXY needs one address family")
             proxy = proxy_v1(addr, dst_addr[0], port, dst_addr[1] or 443)
@@ -305,19 +333,30 @@ class Edge:
         return ""
 
 
-_HELP: dict[str, str] = {}
-
-
-def envoy_config_help(mapsctl: str) -> str:
-    """`mapsctl envoy-config --help` (once per binary)."""
-    if mapsctl not in _HELP:
-        r = subprocess.run([mapsctl, "envoy-config", "--help"], capture_output=True, text=True, timeout=60)
-        _HELP[mapsctl] = r.stdout
-    return _HELP[mapsctl]
-
-
 class Unsendable(ValueError):
     """A trace line no request through Envoy can carry (the message says why)."""
+
+
+# The PROXY destination of a trace line without one: TEST-NET-1, which no destination
+# list holds (a documentation range), so only the host can match, as natively.
+NO_DESTINATION = "192.0.2.254"
+
+
+def host_port(host: object) -> int | None:
+    """The port a Host value carries ("name:587", "[v6]:443"), if it is a port."""
+    if not isinstance(host, str):
+        return None
+    text = host.strip()
+    if text.startswith("["):
+        _, sep, rest = text.partition("]:")
+        port = rest if sep else ""
+    elif text.count(":") == 1:
+        port = text.split(":", 1)[1]
+    else:
+        return None
+    if port.isdigit() and len(port) <= 5 and 1 <= int(port) <= 65535:
+        return int(port)
+    return None
 
 
 def split_address(text: str) -> tuple[str, int | None] | None:

@@ -11,15 +11,19 @@ test can tell which link (and so which edge) Envoy chose:
 A link is "cut" with `stop()` (its listening socket closes: connections are refused, as
 with a dead PNI) and brought back with `start()` on the same port.
 
-Run standalone for a manual setup:
+Run standalone for a manual setup (the fault tests run one per network namespace, with
+`--control=DIR`: a file DIR/<link>.degrade, "LOSS DELAY_MS", degrades that link):
 
-    python3 e2e/links.py sea-1=127.0.0.1:18001 sea-2=127.0.0.1:18002
+    python3 e2e/links.py [--control=DIR] sea-1=127.0.0.1:18001 sea-2=127.0.0.1:18002
 """
 
 from __future__ import annotations
 
 import http.server
+import ipaddress
 import json
+import os
+import random
 import socket
 import sys
 import threading
@@ -27,10 +31,33 @@ import time
 
 HEALTH_PATH = "/healthz"
 
+# Besides loopback, a link server may listen in the address range of the fault tests
+# (e2e/test_faults.py), inside a network namespace those tests create.
+FAULT_RANGE = ipaddress.ip_network("10.213.0.0/16")
+
+
+def degradation(link: "Link") -> tuple[float, int]:
+    """(loss probability, delay in ms) this link is to suffer now: read from the file
+    `<control>/<link id>.degrade` ("LOSS DELAY_MS") when the link has a control
+    directory (the fault tests' user-space stand-in for netem, which some kernels
+    here lack); (0, 0) otherwise."""
+    if not link.control:
+        return 0.0, 0
+    try:
+        loss, delay = open(os.path.join(link.control, link.link_id + ".degrade")).read().split()
+        return float(loss), int(delay)
+    except (OSError, ValueError):
+        return 0.0, 0
+
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "_Server"
+    # Buffered: the status line, headers and body leave in one write (as any server
+    # sends a small response), flushed by the handler after each request. Unbuffered,
+    # the body waited ~40 ms behind the headers (Nagle against delayed ACKs), and a
+    # link dying in that gap cut a response Envoy had already begun to forward.
+    wbufsize = 1 << 16
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass  # quiet: tests print what matters
@@ -49,6 +76,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if length:
             self.rfile.read(min(length, 1 << 20))
         link = self.server.link
+        loss, delay = degradation(link)
+        if delay:
+            time.sleep(delay / 1000.0)
+        if loss and random.random() < loss:
+            # A lost segment: TCP retransmits after its timeout, then backs off; the
+            # answer comes seconds late (as a 30 % loss link does to a request).
+            time.sleep(3.0)
         if self.path.split("?", 1)[0] == HEALTH_PATH:
             link.health_checks += 1
             if link.healthy:
@@ -113,10 +147,15 @@ class _Server(http.server.ThreadingHTTPServer):
 class Link:
     """One link server. `port=0` picks a free port (read `port` after `start()`)."""
 
-    def __init__(self, link_id: str, host: str = "127.0.0.1", port: int = 0) -> None:
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError(f"link servers listen on loopback only, not {host}")
+    def __init__(
+        self, link_id: str, host: str = "127.0.0.1", port: int = 0, control: str = ""
+    ) -> None:
+        if host not in ("127.0.0.1", "localhost", "::1") and not (
+            _is_ip(host) and ipaddress.ip_address(host) in FAULT_RANGE
+        ):
+            raise ValueError(f"link servers listen on loopback (or in {FAULT_RANGE}) only, not {host}")
         self.link_id = link_id
+        self.control = control
         self.host = host
         self.port = port
         self.healthy = True
@@ -171,6 +210,14 @@ class Link:
         self.healthy = healthy
 
 
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1 (for Envoy's listeners and admin)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -202,10 +249,13 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     links = LinkSet()
+    control = ""
+    if argv and argv[0].startswith("--control="):
+        control = argv.pop(0).split("=", 1)[1]
     for arg in argv:
         link_id, _, addr = arg.partition("=")
         host, _, port = addr.rpartition(":")
-        link = Link(link_id, host or "127.0.0.1", int(port or 0)).start()
+        link = Link(link_id, host or "127.0.0.1", int(port or 0), control=control).start()
         links.links[link_id] = link
         print(f"{link_id} listening on {link.address}", flush=True)
     try:

@@ -83,7 +83,8 @@ def family(src: str) -> str:
 
 class Suite:
     def __init__(self) -> None:
-        self.edge = Edge(POLICY)
+        # The l4/failover/reload checks read the class header the link servers echo.
+        self.edge = Edge(POLICY, expose_decision_headers=True)
 
     # -- helpers --------------------------------------------------------------------
     def http_trace(self) -> list[dict]:
@@ -125,7 +126,7 @@ class Suite:
             if l.strip()
         ]
         assert len(trace) == len(golden), f"{len(trace)} trace lines, {len(golden)} golden"
-        edge = Edge(directory / "policy.json", proxy_protocol=True)
+        edge = Edge(directory / "policy.json", proxy_protocol=True, expose_decision_headers=True)
         failed = True
         try:
             edge.start()
@@ -289,7 +290,7 @@ class Suite:
             + [{"src": f"20.40.8.{i}", "host": "any.example"} for i in range(10, 21)]  # 11, none
             + [{"src": f"20.41.0.{i}", "host": "any.example"} for i in range(10, 15)]  # 5, none
         )
-        edge = Edge(path, workdir=work / "edge", proxy_protocol=True)
+        edge = Edge(path, workdir=work / "edge", proxy_protocol=True, expose_decision_headers=True)
         failed = True
         try:
             edge.start()
@@ -336,6 +337,112 @@ class Suite:
             edge.stop(keep_files=failed)
             if not failed:
                 shutil.rmtree(work, ignore_errors=True)
+
+    def test_private_by_default(self) -> None:
+        """Issue 13, finding 3: with the configuration `mapsctl envoy-config` writes by
+        default, no header of the plugin reaches any upstream (a MAPS link, the default
+        path, a look-alike internet host), yet the access log has each decision."""
+        edge = Edge(POLICY, workdir=Path(tempfile.mkdtemp(prefix="maps-e2e-private-")))
+        failed = True
+        try:
+            edge.start()
+            prefix = edge.headers["prefix"]
+            cases = [
+                {"src": "20.33.1.10", "host": "outlook.office365.com"},  # maps
+                {"src": "20.33.1.11", "host": "contoso.sharepoint.com"},  # maps
+                {"src": "20.33.1.10", "host": "outlook.office365.com.evil.com"},  # internet
+                {"src": "203.0.113.9", "host": "outlook.office365.com"},  # unregistered
+            ]
+            want = edge.classify(cases)
+            assert any(d["class"] == "maps" for d in want), want
+            assert any(d["class"] != "maps" for d in want), want
+            seen = []
+            for n, (c, d) in enumerate(zip(cases, want)):
+                r = request(edge.http_port, c["src"], c["host"], path=f"/private/{n}")
+                assert r.status == 200, (c, r)
+                leaked = sorted(k for k in r.headers if k.startswith(prefix) or k.startswith("x-maps-"))
+                assert not leaked, f"{c}: upstream {r.link} saw {leaked}"
+                expect = d["edge"] if d["class"] == "maps" else "internet"
+                assert edge.edge_of(r.link) == expect, (c, r.link, d)
+                seen.append(f"{c['host']} {d['class']} -> {r.link}")
+            # The access log (written at stream end; bounded wait).
+            def logged() -> list[dict] | None:
+                lines = [l for l in edge.access_log() if str(l.get("path", "")).startswith("/private/")]
+                return lines if len(lines) >= len(cases) else None
+
+            lines = edge.envoy.wait_for("access log lines", logged, timeout=10)  # type: ignore[union-attr]
+            by_path = {l["path"]: l for l in lines}
+            for n, (c, d) in enumerate(zip(cases, want)):
+                line = by_path[f"/private/{n}"]
+                got = json.loads(line["maps_decision"])
+                assert got == d, f"access log decision {got}, mapsctl classify {d}"
+                assert line["maps_class"] == d["class"], line
+                if d["class"] == "maps":
+                    assert line["maps_cluster"] == edge.route(d["registration"])["cluster"], line
+            say("private: no decision header upstream (" + "; ".join(seen)
+                + f"); access log: {by_path['/private/0']}")
+            failed = False
+        finally:
+            if failed and edge.envoy is not None:
+                print(edge.envoy.log_tail(60))
+            edge.stop(keep_files=failed)
+
+    def test_original_dst_default_path(self) -> None:
+        """Issue 13, finding 5: without `--internet` the default path is ORIGINAL_DST,
+        which needs the connection's original destination (before: no listener filter
+        gave it, every non-MAPS request got 503). Here the PROXY protocol carries it
+        (a redirect by the kernel, read by the `original_dst` listener filter the
+        generator now adds without --proxy-protocol, needs iptables: not on this
+        machine; `envoy --mode validate` checks that configuration in
+        test_examples.py)."""
+        edge = Edge(POLICY, workdir=Path(tempfile.mkdtemp(prefix="maps-e2e-odst-")),
+                    proxy_protocol=True, original_dst_default=True)
+        failed = True
+        try:
+            edge.start()
+            kinds = {c["name"]: c for c in edge.plan["clusters"]}
+            assert kinds["internet"]["members"] == [], kinds["internet"]  # ORIGINAL_DST
+            dst = edge.internet.address
+            lines = [
+                {"src": "203.0.113.9", "dst": dst, "host": "example.org"},  # unregistered
+                {"src": "20.33.1.10", "dst": dst, "host": "example.org"},  # non-microsoft
+                {"src": "20.33.1.10", "dst": dst, "host": "outlook.office365.com"},  # maps
+            ]
+            want = edge.classify(lines)
+            got = []
+            for t, d in zip(lines, want):
+                r, _ = edge.send_line(t, path="/odst")
+                expect = d["edge"] if d["class"] == "maps" else "internet"
+                assert r.status == 200 and edge.edge_of(r.link) == expect, (t, d["class"], r)
+                got.append(f"{d['class']} -> {r.link}")
+            assert {d["class"] for d in want} >= {"maps", "unregistered"}, want
+            say("original_dst default path (no --internet, PROXY destination " + dst + "): " + "; ".join(got))
+            failed = False
+        finally:
+            if failed and edge.envoy is not None:
+                print(edge.envoy.log_tail(60))
+            edge.stop(keep_files=failed)
+
+    def test_hash_ignores_client_written_xff(self) -> None:
+        """Issue 13, finding 7: the link hash is the client address Envoy trusts, so a
+        client cannot spread itself over links by varying the entries it writes itself
+        in x-forwarded-for (before: the hash took the whole header)."""
+        client = "20.33.1.10"
+        [d] = self.edge.classify([{"src": client, "host": "outlook.office365.com"}])
+        assert d["class"] == "maps", d
+        links = Counter()
+        for i in range(24):
+            r = request(self.edge.http_port, f"198.51.100.{i}, {client}", "outlook.office365.com")
+            assert r.status == 200, r
+            links[r.link] += 1
+        assert len(links) == 1 and self.edge.edge_of(next(iter(links))) == d["edge"], dict(links)
+        # Different trusted clients still spread over the edge's links.
+        spread = Counter(
+            request(self.edge.http_port, f"20.33.1.{i}", "outlook.office365.com").link for i in range(10, 40)
+        )
+        assert len(spread) >= 2, dict(spread)
+        say(f"hash: 24 requests of {client} behind 24 different left x-forwarded-for entries: {dict(links)}; "
+            f"30 clients: {dict(spread)}")
 
     def test_l4(self) -> None:
         cases = [
@@ -579,7 +686,10 @@ def main() -> int:
     tests = [
         *((f"scenario:{d.name}", lambda d=d: suite.test_scenario(d)) for d in scenarios()),
         ("telemetry", suite.test_telemetry_per_prefix),
+        ("private_by_default", suite.test_private_by_default),
+        ("original_dst_default_path", suite.test_original_dst_default_path),
         ("l4", suite.test_l4),
+        ("hash_ignores_client_written_xff", suite.test_hash_ignores_client_written_xff),
         ("link_failover", suite.test_link_failover),
         ("edge_failover", suite.test_edge_failover),
         ("no_backup_failover", suite.test_no_backup_failover),

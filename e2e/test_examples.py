@@ -7,8 +7,11 @@
   (`envoy --mode validate`). The e2e test (test_envoy.py) runs the same generator in a
   real Envoy.
 - `mapsctl envoy-config` refuses what it must: a policy with errors (exit 1, nothing
-  written), links without an address (exit 2, all named), and with `--ecds-only` a
-  policy that needs a cluster the bootstrap lacks (exit 1, ECDS files untouched).
+  written), links without an address (exit 2, all named), a `--link` given twice or a
+  `--health-path` that is no request path (exit 2, nothing written), and with
+  `--ecds-only` a policy that needs a cluster the bootstrap lacks (exit 1, ECDS files
+  untouched). The example has no `--internet`: Envoy validates its ORIGINAL_DST default
+  path with the `original_dst` listener filter on the HTTP listener.
 - examples/istio and examples/envoy-gateway: not runnable here (no Kubernetes); their
   embedded policy (between the BEGIN/END policy markers) is examples/envoy/policy.json
   and passes `mapsctl validate`.
@@ -144,6 +147,17 @@ def main() -> int:
         r = subprocess.run([mapsctl, "envoy-config", "--policy", str(p), "--out", str(out / "x"),
                             "--link", "sea-1=127.0.0.1:1"], capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and "sea-2" in r.stderr and "ash-2" in r.stderr and "sea-1," not in r.stderr, r.stderr
+        # Issue 13, finding 7: a link given twice is an error naming it (not last-wins);
+        # a health-check path with CR/LF or without a leading / is refused (before: a
+        # configuration Envoy rejects). Nothing is written.
+        for extra, said in [
+            (["--link", "sea-1=127.0.0.1:1", "--link", "sea-1=127.0.0.1:2"], "--link sea-1"),
+            (["--health-path", "/healthz\r\nHost: x"], "--health-path"),
+            (["--health-path", "healthz"], "--health-path"),
+        ]:
+            r = subprocess.run([mapsctl, "envoy-config", "--policy", str(POLICY), "--out", str(out / "z"), *extra],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 2 and said in r.stderr and not (out / "z").exists(), (extra, r.returncode, r.stderr)
         # An invalid policy: exit 1, nothing written.
         pol["version"] = 2
         p.write_text(json.dumps(pol))

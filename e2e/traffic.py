@@ -102,6 +102,8 @@ class StreamStats:
     errors: Counter = field(default_factory=Counter)
     # (seconds since start, link) of each delivered answer, in order
     timeline: list[tuple[float, str]] = field(default_factory=list)
+    # (seconds since start when sent, seconds it took, link or "" when it failed)
+    latencies: list[tuple[float, float, str]] = field(default_factory=list)
 
     def line(self, name: str) -> str:
         links = ", ".join(f"{k}={v}" for k, v in sorted(self.by_link.items()))
@@ -124,7 +126,9 @@ class Stream:
         interval: float = 0.01,
         max_seconds: float = 60.0,
         max_requests: int = 100_000,
+        timeout: float = 5.0,
     ) -> None:
+        self.timeout = timeout
         self.port = port
         self.clients = clients
         self.workers = workers
@@ -146,7 +150,7 @@ class Stream:
         return self
 
     def _run(self, w: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5.0)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
         i = w
         deadline = self._t0 + self.max_seconds
         while not self._stop.is_set() and time.monotonic() < deadline:
@@ -156,10 +160,14 @@ class Stream:
                 self.stats.sent += 1
             client, host = self.clients[i % len(self.clients)]
             i += self.workers
+            t_sent = time.monotonic()
             r = request(self.port, client, host, conn=conn)
+            took = time.monotonic() - t_sent
             if r.status == 0:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5.0)
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
             with self._lock:
+                ok = 200 <= r.status < 300 and bool(r.link)
+                self.stats.latencies.append((t_sent - self._t0, took, r.link if ok else ""))
                 self.stats.by_status[r.status] += 1
                 if 200 <= r.status < 300 and r.link:
                     self.stats.delivered += 1

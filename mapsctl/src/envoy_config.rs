@@ -51,6 +51,10 @@ pub const HTTP_ROOT_ID: &str = "maps";
 pub const VM_ID: &str = "maps";
 /// The default path: traffic that is not MAPS, and the last resort of `maps_<edge>`.
 pub const DEFAULT_CLUSTER: &str = "internet";
+/// Dynamic-metadata namespace where the `header_to_metadata` filter copies the
+/// plugin's decision headers (keys `class`, `cluster`, `decision`) before the routes
+/// remove them; the access log reads `%DYNAMIC_METADATA(maps:decision)%`.
+pub const DECISION_METADATA: &str = "maps";
 /// File name of the bootstrap inside the output directory.
 pub const BOOTSTRAP_FILE: &str = "envoy.json";
 /// Directory (inside the output directory) of the ECDS files. Envoy watches it: keep
@@ -94,14 +98,30 @@ pub struct Settings {
     pub xds_dir: PathBuf,
     /// HTTP path of the links' active health check.
     pub health_path: String,
-    /// Interval of the active health checks, in milliseconds.
+    /// Interval of the active health checks, in milliseconds (their timeout is half
+    /// of it, at most 1 s; two failures mark a link down, two successes up).
     pub health_interval_ms: u32,
+    /// Connect timeout towards a link, in milliseconds (a PNI is a metro hop: a
+    /// handshake that takes longer is a dead link; the retry goes elsewhere).
+    pub connect_timeout_ms: u32,
+    /// Per-attempt idle timeout on MAPS routes, in milliseconds: an attempt that
+    /// receives nothing for this long (a request put on a keep-alive connection to a
+    /// black-holed link) is abandoned and retried on another link. 0: none. A
+    /// response that pauses longer (long polling) is cut and retried too.
+    pub per_try_idle_timeout_ms: u32,
     /// Provision an aggregate cluster for every ordered pair of usable edges (and every
     /// usable edge alone), so that any later policy over the same edges hot-reloads
     /// without new clusters.
     pub all_pairs: bool,
-    /// Remove the plugin's decision headers before the request leaves Envoy.
-    pub strip_headers: bool,
+    /// Let the plugin's decision headers (`<prefix>class`, `<prefix>cluster`,
+    /// `<prefix>decision`) travel upstream. Off by default: every route removes them
+    /// before the request leaves Envoy (the decision names the customer's
+    /// registration and prefix); the access log still has them (dynamic metadata
+    /// namespace [`DECISION_METADATA`], copied before the removal).
+    pub expose_decision_headers: bool,
+    /// Where the HTTP access log goes (one JSON object per request, with the
+    /// decision); `/dev/stdout` by default.
+    pub access_log: String,
     /// `node.id` (ECDS from a file needs a node id and cluster).
     pub node_id: String,
     /// `node.cluster`.
@@ -121,9 +141,12 @@ impl Default for Settings {
             plugin: PathBuf::from("target/wasm32-wasip1/plugin/maps_plugin.wasm"),
             xds_dir: PathBuf::from(XDS_DIR),
             health_path: String::from("/healthz"),
-            health_interval_ms: 1000,
+            health_interval_ms: 500,
+            connect_timeout_ms: 250,
+            per_try_idle_timeout_ms: 1000,
             all_pairs: false,
-            strip_headers: false,
+            expose_decision_headers: false,
+            access_log: String::from("/dev/stdout"),
             node_id: String::from("maps-edge"),
             node_cluster: String::from("maps"),
         }
@@ -147,6 +170,10 @@ pub enum ConfigError {
     UnknownLink(String),
     /// The admin interface must listen on a loopback address (it can stop Envoy).
     AdminNotLoopback(SocketAddr),
+    /// `--health-path` is not an absolute request path (it must start with `/` and
+    /// hold no control character or space: Envoy would reject the configuration, or a
+    /// CR/LF would forge request lines in every health check).
+    BadHealthPath(String),
     /// The policy text is not UTF-8 (a validated policy always is).
     NotUtf8,
 }
@@ -166,6 +193,10 @@ impl fmt::Display for ConfigError {
             ConfigError::AdminNotLoopback(a) => {
                 write!(f, "--admin {a}: the admin interface must listen on a loopback address")
             }
+            ConfigError::BadHealthPath(p) => write!(
+                f,
+                "--health-path {p:?}: not a request path (it must start with / and hold no space or control character such as CR or LF)"
+            ),
             ConfigError::NotUtf8 => write!(f, "the policy is not UTF-8 text"),
         }
     }
@@ -408,35 +439,43 @@ fn edge_cluster_json(name: &str, links: &[(String, HostPort)], settings: &Settin
     json!({
         "name": name,
         "type": if all_ip { "STATIC" } else { "STRICT_DNS" },
-        "connect_timeout": "1s",
+        "connect_timeout": duration_ms(settings.connect_timeout_ms.max(1)),
         "lb_policy": "MAGLEV",
         "load_assignment": {
             "cluster_name": name,
             "policy": {"overprovisioning_factor": overprovisioning},
             "endpoints": [{"lb_endpoints": endpoints}]
         },
+        // A link that fails its health checks loses its connections at once (requests
+        // on them would hang on a black-holed link).
+        "close_connections_on_host_health_failure": true,
         "health_checks": [{
-            "timeout": duration_ms(interval.min(1000)),
+            "timeout": duration_ms((interval / 2).clamp(1, 1000)),
             "interval": duration_ms(interval),
             "no_traffic_interval": duration_ms(interval),
             "unhealthy_threshold": 2,
             "healthy_threshold": 2,
             "http_health_check": {"path": settings.health_path}
         }],
+        // Gateway failures include connect timeouts, resets and per-try timeouts; the
+        // failure percentage catches a degraded link (loss: some requests time out)
+        // that still passes most health checks.
         "outlier_detection": {
             "consecutive_5xx": 5,
             "consecutive_gateway_failure": 2,
             "enforcing_consecutive_gateway_failure": 100,
+            "failure_percentage_threshold": 10,
+            "enforcing_failure_percentage": 100,
+            "failure_percentage_minimum_hosts": 1,
+            "failure_percentage_request_volume": 10,
             "interval": "1s",
-            "base_ejection_time": "10s",
+            "base_ejection_time": "5s",
             "max_ejection_percent": 100
         },
         // Never "panic" into a dead site: with no healthy link the edge takes no
         // traffic and the aggregate moves to the next priority.
         "common_lb_config": {"healthy_panic_threshold": {"value": 0.0}},
-        "circuit_breakers": {"thresholds": [{
-            "retry_budget": {"budget_percent": {"value": 25.0}, "min_retry_concurrency": 32}
-        }]}
+        "circuit_breakers": {"thresholds": [retry_thresholds()]}
     })
 }
 
@@ -452,10 +491,17 @@ fn aggregate_cluster_json(name: &str, members: &[String]) -> Value {
                 "clusters": members
             }
         },
-        "circuit_breakers": {"thresholds": [{
-            "retry_budget": {"budget_percent": {"value": 25.0}, "min_retry_concurrency": 32}
-        }]}
+        "circuit_breakers": {"thresholds": [retry_thresholds()]}
     })
+}
+
+/// Retries allowed at once: when a link or a site dies, every request in flight on it
+/// and every new connection attempt fails within the connect timeout and is retried
+/// together; a budget of a quarter of the active requests (with 32 at least) turned
+/// the first second of a site black hole into `upstream_rq_retry_overflow` 503s.
+/// Retries stay bounded by `num_retries` per request.
+fn retry_thresholds() -> Value {
+    json!({"retry_budget": {"budget_percent": {"value": 100.0}, "min_retry_concurrency": 1024}})
 }
 
 fn default_cluster_json(internet: Option<&HostPort>) -> Value {
@@ -478,10 +524,43 @@ fn default_cluster_json(internet: Option<&HostPort>) -> Value {
     }
 }
 
+/// The HTTP access log: one JSON object per request; the decision comes from the
+/// dynamic metadata [`DECISION_METADATA`] (the headers themselves are removed before
+/// the request leaves Envoy unless exposed).
+pub fn access_log_format() -> Value {
+    let md = |k: &str| format!("%DYNAMIC_METADATA({DECISION_METADATA}:{k})%");
+    json!({
+        "start_time": "%START_TIME%",
+        "client": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+        "method": "%REQ(:METHOD)%",
+        "authority": "%REQ(:AUTHORITY)%",
+        "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+        "status": "%RESPONSE_CODE%",
+        "flags": "%RESPONSE_FLAGS%",
+        "upstream_cluster": "%UPSTREAM_CLUSTER%",
+        "upstream_host": "%UPSTREAM_HOST%",
+        "duration_ms": "%DURATION%",
+        "maps_class": md("class"),
+        "maps_cluster": md("cluster"),
+        "maps_decision": md("decision")
+    })
+}
+
+fn access_log_json(path: &str) -> Value {
+    json!({
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": path,
+            "log_format": {"json_format": access_log_format()}
+        }
+    })
+}
+
 /// Retries that move to the next priority (edge → backup edge → ...), but only after
 /// the first retry stayed on the same site (another link: local redundancy first).
-fn retry_policy() -> Value {
-    json!({
+fn retry_policy(settings: &Settings) -> Value {
+    let mut policy = json!({
         "retry_on": "connect-failure,refused-stream,reset,gateway-error,retriable-status-codes",
         "retriable_status_codes": [503],
         "num_retries": 3,
@@ -497,7 +576,16 @@ fn retry_policy() -> Value {
             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}
         }],
         "host_selection_retry_max_attempts": 5
-    })
+    });
+    if settings.per_try_idle_timeout_ms > 0 {
+        if let Some(obj) = policy.as_object_mut() {
+            obj.insert(
+                "per_try_idle_timeout".into(),
+                json!(duration_ms(settings.per_try_idle_timeout_ms)),
+            );
+        }
+    }
+    policy
 }
 
 /// `stats_tags` that turn the plugin's metric names (wasm-plugin/README.md, "Metrics")
@@ -543,6 +631,10 @@ pub fn generate(
 ) -> Result<Generated, ConfigError> {
     if !settings.admin.ip().is_loopback() {
         return Err(ConfigError::AdminNotLoopback(settings.admin));
+    }
+    let hp = &settings.health_path;
+    if !hp.starts_with('/') || hp.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ConfigError::BadHealthPath(hp.clone()));
     }
     let policy = classifier.policy();
     let doc = policy.document();
@@ -615,8 +707,12 @@ pub fn generate(
             "cluster_header": cluster_header,
             "timeout": "0s",
             "idle_timeout": "300s",
-            "retry_policy": retry_policy(),
-            "hash_policy": [{"header": {"header_name": "x-forwarded-for"}}]
+            "retry_policy": retry_policy(settings),
+            // The client address Envoy trusts: with use_remote_address and
+            // xff_num_trusted_hops, the HCM makes the x-forwarded-for entry at the
+            // trusted position the downstream remote address; connection_properties
+            // hashes that address (never the client-written left entries).
+            "hash_policy": [{"connection_properties": {"source_ip": true}}]
         }
     });
     let mut default_route = json!({
@@ -629,14 +725,30 @@ pub fn generate(
             "retry_policy": {"retry_on": "connect-failure,refused-stream,reset", "num_retries": 2}
         }
     });
-    if settings.strip_headers {
-        if let Some(obj) = maps_route.as_object_mut() {
-            obj.insert("request_headers_to_remove".into(), json!(decision_headers));
-        }
-        if let Some(obj) = default_route.as_object_mut() {
-            obj.insert("request_headers_to_remove".into(), json!(decision_headers));
+    // Private by default: the router removes the decision headers on every route when
+    // it forwards (after the route was chosen on the cluster header, and after
+    // header_to_metadata copied them for the access log).
+    if !settings.expose_decision_headers {
+        for route in [&mut maps_route, &mut default_route] {
+            if let Some(obj) = route.as_object_mut() {
+                obj.insert("request_headers_to_remove".into(), json!(decision_headers));
+            }
         }
     }
+    let metadata_rules: Vec<Value> = [
+        ("class", &names.class),
+        ("cluster", &names.cluster),
+        ("decision", &names.decision),
+    ]
+    .iter()
+    .map(|(key, header)| {
+        json!({
+            "header": header,
+            "on_header_present": {"metadata_namespace": DECISION_METADATA, "key": key, "type": "STRING"},
+            "remove": false
+        })
+    })
+    .collect();
 
     let hcm = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -649,9 +761,15 @@ pub fn generate(
         },
         "http_filters": [
             config_discovery(HTTP_FILTER, HTTP_ECDS_FILE, TYPE_HTTP_WASM, settings),
+            {"name": "envoy.filters.http.header_to_metadata",
+             "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config",
+                "request_rules": metadata_rules
+             }},
             {"name": "envoy.filters.http.router",
              "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
-        ]
+        ],
+        "access_log": [access_log_json(&settings.access_log)]
     });
 
     let proxy_protocol = json!({"name": "envoy.filters.listener.proxy_protocol",
@@ -661,9 +779,22 @@ pub fn generate(
         "address": listen_address(&settings.listen),
         "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}]
     });
-    if settings.proxy_protocol {
+    let original_dst = json!({"name": "envoy.filters.listener.original_dst",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"}});
+    // The ORIGINAL_DST default path needs the connection's original destination:
+    // from the PROXY header, or (transparent interception: traffic redirected to the
+    // listener, e.g. iptables REDIRECT) from the original_dst listener filter. Without
+    // either, every non-MAPS request would get 503 (no host).
+    let http_listener_filter = if settings.proxy_protocol {
+        Some(proxy_protocol.clone())
+    } else if internet.is_none() {
+        Some(original_dst.clone())
+    } else {
+        None
+    };
+    if let Some(filter) = http_listener_filter {
         if let Some(obj) = http_listener.as_object_mut() {
-            obj.insert("listener_filters".into(), json!([proxy_protocol.clone()]));
+            obj.insert("listener_filters".into(), json!([filter]));
         }
     }
     let mut listeners = vec![http_listener];
@@ -671,8 +802,7 @@ pub fn generate(
         let listener_filter = if settings.l4_proxy_protocol {
             proxy_protocol
         } else {
-            json!({"name": "envoy.filters.listener.original_dst",
-                   "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"}})
+            original_dst
         };
         listeners.push(json!({
             "name": "maps_l4",
@@ -886,32 +1016,81 @@ mod tests {
         assert_eq!(g.http_ecds["version_info"], policy_version(POLICY));
     }
 
+    fn routes(g: &Generated) -> Vec<Value> {
+        g.bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+            ["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
     #[test]
-    fn options_strip_headers_and_choose_the_l4_listener_filter() {
+    fn decision_headers_stay_private_by_default_and_reach_the_access_log() {
+        // Default: every route (the default/internet one too) removes all three.
+        let g = gen(&Settings::default()).unwrap();
+        let rs = routes(&g);
+        assert_eq!(rs.len(), 2);
+        for r in &rs {
+            assert_eq!(
+                r["request_headers_to_remove"],
+                json!(["x-edge-class", "x-edge-cluster", "x-edge-decision"]),
+                "route {}",
+                r["name"]
+            );
+        }
+        // Copied to dynamic metadata before the router, read by the access log.
+        let hcm = &g.bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+            [0]["typed_config"];
+        let filters: Vec<&str> = hcm["http_filters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            filters,
+            [
+                "maps",
+                "envoy.filters.http.header_to_metadata",
+                "envoy.filters.http.router"
+            ]
+        );
+        let rules = &hcm["http_filters"][1]["typed_config"]["request_rules"];
+        assert_eq!(rules[2]["header"], "x-edge-decision");
+        assert_eq!(rules[2]["on_header_present"]["metadata_namespace"], "maps");
+        assert_eq!(rules[2]["remove"], false);
+        let log = &hcm["access_log"][0]["typed_config"];
+        assert_eq!(log["path"], "/dev/stdout");
+        assert_eq!(
+            log["log_format"]["json_format"]["maps_decision"],
+            "%DYNAMIC_METADATA(maps:decision)%"
+        );
+        // Asked for: no removal anywhere.
+        let s = Settings {
+            expose_decision_headers: true,
+            access_log: "/var/log/envoy/maps.log".into(),
+            ..Settings::default()
+        };
+        let g = gen(&s).unwrap();
+        for r in &routes(&g) {
+            assert!(r.get("request_headers_to_remove").is_none(), "{r}");
+        }
+    }
+
+    #[test]
+    fn the_l4_listener_filter_follows_the_options() {
         let g = gen(&Settings::default()).unwrap();
         let listeners = &g.bootstrap["static_resources"]["listeners"];
-        let routes = &listeners[0]["filter_chains"][0]["filters"][0]["typed_config"]
-            ["route_config"]["virtual_hosts"][0]["routes"];
-        assert!(routes[0].get("request_headers_to_remove").is_none());
         assert_eq!(
             listeners[1]["listener_filters"][0]["name"],
             "envoy.filters.listener.original_dst"
         );
         let s = Settings {
-            strip_headers: true,
             l4_proxy_protocol: true,
             ..Settings::default()
         };
         let g = gen(&s).unwrap();
         let listeners = &g.bootstrap["static_resources"]["listeners"];
-        let routes = &listeners[0]["filter_chains"][0]["filters"][0]["typed_config"]
-            ["route_config"]["virtual_hosts"][0]["routes"];
-        for r in [&routes[0], &routes[1]] {
-            assert_eq!(
-                r["request_headers_to_remove"],
-                json!(["x-edge-class", "x-edge-cluster", "x-edge-decision"])
-            );
-        }
         assert_eq!(
             listeners[1]["listener_filters"][0]["name"],
             "envoy.filters.listener.proxy_protocol"
@@ -933,7 +1112,13 @@ mod tests {
 
     #[test]
     fn proxy_protocol_on_the_http_listener() {
-        let g = gen(&Settings::default()).unwrap();
+        // With a static default path, no listener filter unless asked (without one,
+        // original_dst: see the test below).
+        let g = gen(&Settings {
+            internet: Some("127.0.0.1:8080".into()),
+            ..Settings::default()
+        })
+        .unwrap();
         let listeners = &g.bootstrap["static_resources"]["listeners"];
         assert!(listeners[0].get("listener_filters").is_none());
         let s = Settings {
@@ -968,6 +1153,130 @@ mod tests {
         assert_eq!(n["edges"]["chi"], "edge_chi");
         assert_eq!(n["registrations"]["wa"]["cluster"], "maps_sea_chi");
         assert_eq!(n["default_cluster"], "internet");
+    }
+
+    fn http_listener(g: &Generated) -> &Value {
+        &g.bootstrap["static_resources"]["listeners"][0]
+    }
+
+    #[test]
+    fn without_internet_the_http_listener_recovers_the_original_destination() {
+        // Issue 13, finding 5: the ORIGINAL_DST default path needs the original
+        // destination; before, the HTTP listener had no listener filter (503).
+        let g = gen(&Settings::default()).unwrap();
+        let clusters = g.bootstrap["static_resources"]["clusters"]
+            .as_array()
+            .unwrap();
+        let internet = clusters.iter().find(|c| c["name"] == "internet").unwrap();
+        assert_eq!(internet["type"], "ORIGINAL_DST");
+        assert_eq!(
+            http_listener(&g)["listener_filters"],
+            json!([{"name": "envoy.filters.listener.original_dst",
+                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"}}])
+        );
+        // The PROXY header gives the destination instead.
+        let s = Settings {
+            proxy_protocol: true,
+            ..Settings::default()
+        };
+        let g = gen(&s).unwrap();
+        let f = http_listener(&g)["listener_filters"].as_array().unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0]["name"], "envoy.filters.listener.proxy_protocol");
+        // A static default path needs neither.
+        let s = Settings {
+            internet: Some("127.0.0.1:8080".into()),
+            ..Settings::default()
+        };
+        let g = gen(&s).unwrap();
+        assert!(http_listener(&g).get("listener_filters").is_none());
+    }
+
+    #[test]
+    fn health_path_must_be_a_request_path() {
+        // Issue 13, finding 7: CR/LF wrote a configuration Envoy rejects.
+        for bad in [
+            "healthz",
+            "",
+            "/healthz\r\nHost: evil",
+            "/a\nb",
+            "/a b",
+            "/a\u{0}",
+            "/a\u{7f}",
+        ] {
+            let s = Settings {
+                health_path: bad.into(),
+                ..Settings::default()
+            };
+            assert_eq!(
+                gen(&s).unwrap_err(),
+                ConfigError::BadHealthPath(bad.into()),
+                "{bad:?}"
+            );
+        }
+        let msg = ConfigError::BadHealthPath("x".into()).to_string();
+        assert!(msg.contains("must start with /"), "{msg}");
+        for good in ["/", "/healthz", "/health/check?deep=1"] {
+            let s = Settings {
+                health_path: good.into(),
+                ..Settings::default()
+            };
+            assert!(gen(&s).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn the_link_hash_is_the_trusted_client_address() {
+        // Issue 13, finding 7: hashing the whole x-forwarded-for let a client spread
+        // itself over links by varying its own left entries.
+        let g = gen(&Settings::default()).unwrap();
+        let rs = routes(&g);
+        assert_eq!(
+            rs[0]["route"]["hash_policy"],
+            json!([{"connection_properties": {"source_ip": true}}])
+        );
+        assert!(!g
+            .bootstrap
+            .to_string()
+            .contains("\"header_name\":\"x-forwarded-for\""));
+    }
+
+    #[test]
+    fn link_faults_are_caught_fast() {
+        // Issue 13, finding 8: no per-try timeout, 1 s connect timeouts, a 25 %
+        // retry budget and slow health checks lost requests on a black-holed link.
+        let g = gen(&Settings::default()).unwrap();
+        let edge = &g.bootstrap["static_resources"]["clusters"][0];
+        assert_eq!(edge["connect_timeout"], "0.250s");
+        assert_eq!(edge["close_connections_on_host_health_failure"], true);
+        assert_eq!(edge["health_checks"][0]["interval"], "0.500s");
+        assert_eq!(edge["health_checks"][0]["timeout"], "0.250s");
+        assert_eq!(
+            edge["outlier_detection"]["enforcing_failure_percentage"],
+            100
+        );
+        assert_eq!(
+            edge["circuit_breakers"]["thresholds"][0]["retry_budget"]["budget_percent"]["value"],
+            100.0
+        );
+        let rs = routes(&g);
+        assert_eq!(
+            rs[0]["route"]["retry_policy"]["per_try_idle_timeout"],
+            "1.000s"
+        );
+        let s = Settings {
+            per_try_idle_timeout_ms: 0,
+            connect_timeout_ms: 1000,
+            ..Settings::default()
+        };
+        let g = gen(&s).unwrap();
+        assert!(routes(&g)[0]["route"]["retry_policy"]
+            .get("per_try_idle_timeout")
+            .is_none());
+        assert_eq!(
+            g.bootstrap["static_resources"]["clusters"][0]["connect_timeout"],
+            "1.000s"
+        );
     }
 
     #[test]

@@ -60,19 +60,44 @@ pub struct Args {
     /// Refused when the policy needs clusters the bootstrap in --out lacks.
     #[arg(long, requires = "out")]
     ecds_only: bool,
-    /// HTTP path of the links' active health check.
-    #[arg(long, default_value = "/healthz")]
-    health_path: String,
-    /// Health check interval in milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    /// Health check interval in milliseconds (timeout: half of it, at most 1 s).
+    #[arg(long, default_value_t = 500)]
     health_interval_ms: u32,
+    /// Connect timeout towards a link in milliseconds.
+    #[arg(long, default_value_t = 250)]
+    connect_timeout_ms: u32,
+    /// Per-attempt idle timeout on MAPS routes in milliseconds (an attempt that
+    /// receives nothing for this long is retried on another link; 0: none). Long
+    /// polls that pause longer are cut and retried too: raise it for such traffic.
+    #[arg(long, default_value_t = 1000)]
+    per_try_idle_timeout_ms: u32,
     /// An aggregate cluster for every ordered pair of usable edges, so that later
     /// policies over the same edges hot-reload without a new bootstrap.
     #[arg(long)]
     all_pairs: bool,
-    /// Remove the plugin's decision headers before requests leave Envoy.
-    #[arg(long)]
+    /// Accepted for compatibility: removing the plugin's decision headers before
+    /// requests leave Envoy is now the default (see --expose-decision-headers).
+    #[arg(long, conflicts_with = "expose_decision_headers")]
     strip_headers: bool,
+    /// Let the decision headers (<prefix>class, <prefix>cluster, <prefix>decision)
+    /// travel upstream, to Microsoft and to every internet site. Off by default: the
+    /// decision names the customer's registration and prefix; the access log has it.
+    #[arg(long)]
+    expose_decision_headers: bool,
+    /// Text options (boxed: keeps the subcommand enum small).
+    #[command(flatten)]
+    text: Box<TextArgs>,
+}
+
+/// The text-valued options of `mapsctl envoy-config`.
+#[derive(clap::Args, Debug)]
+struct TextArgs {
+    /// HTTP path of the links' active health check.
+    #[arg(long, default_value = "/healthz")]
+    health_path: String,
+    /// The HTTP access log file (one JSON object per request, with the decision).
+    #[arg(long, default_value = "/dev/stdout", value_name = "PATH")]
+    access_log: String,
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -87,17 +112,26 @@ fn settings(args: &Args) -> Result<Settings, String> {
         proxy_protocol: args.proxy_protocol,
         admin: args.admin,
         internet: args.internet.clone(),
-        health_path: args.health_path.clone(),
+        health_path: args.text.health_path.clone(),
         health_interval_ms: args.health_interval_ms,
+        connect_timeout_ms: args.connect_timeout_ms,
+        per_try_idle_timeout_ms: args.per_try_idle_timeout_ms,
         all_pairs: args.all_pairs,
-        strip_headers: args.strip_headers,
+        // --strip-headers (the default now) is kept for old scripts; clap refuses it
+        // together with --expose-decision-headers.
+        expose_decision_headers: args.expose_decision_headers && !args.strip_headers,
+        access_log: args.text.access_log.clone(),
         ..Settings::default()
     };
     for l in &args.links {
         let (id, addr) = l
             .split_once('=')
             .ok_or_else(|| format!("mapsctl: --link {l}: expected ID=HOST:PORT"))?;
-        s.links.insert(id.to_string(), addr.to_string());
+        if s.links.insert(id.to_string(), addr.to_string()).is_some() {
+            return Err(format!(
+                "mapsctl: --link {id}: given more than once (one address per link; which one did you mean?)"
+            ));
+        }
     }
     s.plugin = absolute(args.plugin.as_deref().unwrap_or(&s.plugin));
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
@@ -251,4 +285,58 @@ pub fn run(args: &Args) -> u8 {
         );
     }
     0
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use clap::{Args as _, FromArgMatches as _};
+
+    fn parse(argv: &[&str]) -> Result<Args, clap::Error> {
+        let cmd = Args::augment_args(clap::Command::new("envoy-config"));
+        let m =
+            cmd.try_get_matches_from(std::iter::once("envoy-config").chain(argv.iter().copied()))?;
+        Args::from_arg_matches(&m)
+    }
+
+    #[test]
+    fn a_link_given_twice_is_an_error_naming_it() {
+        // Issue 13, finding 7: the last --link won silently.
+        let a = parse(&[
+            "--policy",
+            "p.json",
+            "--link",
+            "sea-1=127.0.0.1:1",
+            "--link",
+            "sea-2=127.0.0.1:2",
+            "--link",
+            "sea-1=127.0.0.1:3",
+        ])
+        .unwrap();
+        let err = settings(&a).unwrap_err();
+        assert!(
+            err.contains("--link sea-1") && err.contains("more than once"),
+            "{err}"
+        );
+        let a = parse(&["--policy", "p.json", "--link", "sea-1=127.0.0.1:1"]).unwrap();
+        assert_eq!(settings(&a).unwrap().links["sea-1"], "127.0.0.1:1");
+    }
+
+    #[test]
+    fn decision_headers_are_private_unless_asked_and_strip_headers_still_parses() {
+        let a = parse(&["--policy", "p.json"]).unwrap();
+        assert!(!settings(&a).unwrap().expose_decision_headers);
+        let a = parse(&["--policy", "p.json", "--strip-headers"]).unwrap();
+        assert!(!settings(&a).unwrap().expose_decision_headers);
+        let a = parse(&["--policy", "p.json", "--expose-decision-headers"]).unwrap();
+        assert!(settings(&a).unwrap().expose_decision_headers);
+        assert!(parse(&[
+            "--policy",
+            "p.json",
+            "--strip-headers",
+            "--expose-decision-headers"
+        ])
+        .is_err());
+    }
 }
