@@ -4,8 +4,9 @@ Starts one link server per PNI link of fixtures/demo/policy.json (and one for th
 default internet path), generates the Envoy configuration with `mapsctl envoy-config`,
 starts Envoy, sends requests from several customers (their address in
 `x-forwarded-for`, one trusted hop) to Microsoft and other destinations, prints what
-happened, then the per-registration figures from Envoy's Prometheus endpoint, and
-stops everything it started.
+happened (each decision as Envoy's access log records it: no decision header leaves
+Envoy), then the per-registration figures from Envoy's Prometheus endpoint, and stops
+everything it started.
 """
 
 from __future__ import annotations
@@ -61,19 +62,37 @@ def main() -> int:
             f":{edge.l4_port} (L4), admin :{edge.admin_port}; "
             f"{len(edge.links.links) - 1} link servers; config in {edge.outdir}\n"
         )
+        answered = []
+        for n, (_, src, host) in enumerate(CUSTOMERS):
+            r = request(edge.http_port, src, host, path=f"/demo/customer/{n}")
+            answered.append(f"{r.link}@{edge.edge_of(r.link)}" if r.link else f"HTTP {r.status}")
+        # The decisions stay inside Envoy (no x-maps-* header goes upstream); they are in
+        # its access log, written at each stream's end (bounded wait).
+        def logged() -> dict[str, dict] | None:
+            lines = {
+                str(l.get("path")): l
+                for l in edge.access_log()
+                if str(l.get("path", "")).startswith("/demo/customer/")
+            }
+            return lines if len(lines) >= len(CUSTOMERS) else None
+
+        log = edge.envoy.wait_for("access log lines", logged, timeout=15)
         rows = []
-        for name, src, host in CUSTOMERS:
-            r = request(edge.http_port, src, host, path="/demo")
-            d = json.loads(r.headers.get(edge.headers["decision"]) or "{}")
-            answered = f"{r.link}@{edge.edge_of(r.link)}" if r.link else f"HTTP {r.status}"
+        for n, (name, src, host) in enumerate(CUSTOMERS):
+            line = log.get(f"/demo/customer/{n}", {})
+            try:
+                d = json.loads(line.get("maps_decision") or "{}")
+            except ValueError:
+                d = {}
             rows.append(
                 [
                     name, src, host, d.get("class", "?"), d.get("registration") or "-",
-                    d.get("edge") or "-", d.get("backup") or "-", answered,
+                    d.get("edge") or "-", d.get("backup") or "-", line.get("upstream_cluster", "-"),
+                    answered[n],
                 ]
             )
         print(table(rows, ["customer", "source", "destination", "class", "registration",
-                           "edge", "backup", "answered by"]))
+                           "edge", "backup", "Envoy cluster", "answered by"]))
 
         # A little more traffic, so that the figures below have some substance.
         sent = 0
@@ -82,14 +101,19 @@ def main() -> int:
                 request(edge.http_port, src, host, path=f"/demo/{i}")
                 sent += 1
         # Histograms reach the admin endpoint at Envoy's stats flush (every 5 s): wait
-        # for it, at most 10 s.
-        deadline = time.monotonic() + 10
+        # until a flush after the last request has shown (the counts stop changing for
+        # longer than a flush interval), at most 15 s.
+        def samples(p: str) -> float:
+            return sum(v for _, v in prom_samples(p, "maps_latency_ms_count"))
+
+        deadline = time.monotonic() + 15
         prom = edge.envoy.prometheus()
-        while time.monotonic() < deadline and not any(
-            v > 0 for _, v in prom_samples(prom, "maps_latency_ms_count")
-        ):
+        last, since = samples(prom), time.monotonic()
+        while time.monotonic() < deadline and (last == 0 or time.monotonic() - since < 5.5):
             time.sleep(0.5)
             prom = edge.envoy.prometheus()
+            if samples(prom) != last:
+                last, since = samples(prom), time.monotonic()
         routed = prom_samples(prom, "maps_routed")
         count = {l["maps_registration"]: v for l, v in prom_samples(prom, "maps_latency_ms_count")}
         total = {l["maps_registration"]: v for l, v in prom_samples(prom, "maps_latency_ms_sum")}
