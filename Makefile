@@ -258,6 +258,8 @@ test-bench-tools: build envoy wrk noop-filter
 # written to ABI_MODULES by the harness test and loaded into Envoy too.
 CONFORMANCE_WASM := $(TARGET)/wasm32-wasip1/plugin/conformance_filters.wasm
 ABI_MODULES := $(TARGET)/abi-modules
+# The real gRPC upstream of e2e/test_conformance.py (Python grpcio, in the .venv).
+GRPCIO_VERSION := 1.85.1
 .PHONY: conformance-filters e2e-conformance
 
 conformance-filters: setup-rust
@@ -266,4 +268,6 @@ conformance-filters: setup-rust
 e2e-conformance: conformance-filters envoy
 	CONFORMANCE_REQUIRED=1 CONFORMANCE_WASM=$(CONFORMANCE_WASM) $(CARGO) test -p host-harness --test conformance
 	ABI_MODULES_DIR=$(ABI_MODULES) $(CARGO) test -p host-harness --test all abi
-	ENVOY=$(ENVOY) CONFORMANCE_WASM=$(CONFORMANCE_WASM) ABI_MODULES_DIR=$(ABI_MODULES) python3 e2e/test_conformance.py
+	$(VENV)/bin/python3 -m pip show grpcio 2>/dev/null | grep -qx 'Version: $(GRPCIO_VERSION)' \
+	  || $(VENV)/bin/python3 -m pip install -q 'grpcio==$(GRPCIO_VERSION)'
+	ENVOY=$(ENVOY) CONFORMANCE_WASM=$(CONFORMANCE_WASM) ABI_MODULES_DIR=$(ABI_MODULES) $(VENV)/bin/python3 e2e/test_conformance.py

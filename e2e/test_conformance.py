@@ -6,8 +6,10 @@ HTTP server (echo; GET /callout answers "pong"; /trailers answers with a trailer
 gRPC upstream is the same Envoy: a plain HTTP/2 listener whose only route answers every
 call with gRPC status 7 and no message body (a trailers-only response), reached through
 cluster `conformance_grpc`; cluster `conformance_grpc_dead` points at a port nothing
-listens on. Every process it starts is stopped by PID; the whole run is bounded (a minute
-or so).
+listens on. Cluster `conformance_grpc_echo` is a real gRPC server (Python `grpcio`, in this
+process, on a free port of 127.0.0.1; stopped by its handle): service `conformance.Echo`,
+`Say` echoes the request, `Chat` answers each message of a stream. Every process it starts
+is stopped by PID; the whole run is bounded (a minute or so).
 
     ENVOY=.venv/bin/envoy CONFORMANCE_WASM=target/wasm32-wasip1/plugin/conformance_filters.wasm \
         python3 e2e/test_conformance.py
@@ -130,6 +132,45 @@ GRPC_STATUS = "7"
 GRPC_MESSAGE = "denied-by-upstream"
 
 
+# The echo server's answers (host-harness/tests/conformance.rs answers the same way).
+GRPC_ECHO_INITIAL = ("x-echo-init", "yes")
+GRPC_ECHO_TRAILER = ("x-echo-trailer", "done")
+
+
+def grpc_echo_server():
+    """A real gRPC server without generated code: bytes in, bytes out.
+
+    conformance.Echo/Say (unary): answers `echo:<request>;x-conformance=<metadata>` with
+    initial metadata x-echo-init and trailing metadata x-echo-trailer, status OK.
+    conformance.Echo/Chat (bidi): initial metadata x-echo-init, then `<message>#<n>` for the
+    n-th message; when the client half-closes, OK with trailing metadata x-echo-trailer.
+    Returns (server, port)."""
+    import grpc  # the project's .venv (make e2e-conformance installs grpcio)
+    from concurrent import futures
+
+    def say(request: bytes, context) -> bytes:
+        md = dict(context.invocation_metadata())
+        context.send_initial_metadata((GRPC_ECHO_INITIAL,))
+        context.set_trailing_metadata((GRPC_ECHO_TRAILER,))
+        return b"echo:" + request + b";x-conformance=" + md.get("x-conformance", "-").encode()
+
+    def chat(requests, context):
+        context.send_initial_metadata((GRPC_ECHO_INITIAL,))
+        for n, message in enumerate(requests, 1):
+            yield message + b"#%d" % n
+        context.set_trailing_metadata((GRPC_ECHO_TRAILER,))
+
+    handler = grpc.method_handlers_generic_handler("conformance.Echo", {
+        "Say": grpc.unary_unary_rpc_method_handler(say),
+        "Chat": grpc.stream_stream_rpc_method_handler(chat),
+    })
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
 def grpc_upstream_listener(port: int) -> dict:
     """A gRPC "server" in Envoy itself: every call is answered with headers only
     (`grpc-status` in them: a trailers-only response)."""
@@ -179,7 +220,7 @@ def cluster(name: str, port: int, http2: bool) -> dict:
 
 
 def config(wasm: str, listeners: dict[str, int], upstream: int, admin: int,
-           grpc: int, dead: int) -> dict:
+           grpc: int, dead: int, echo: int) -> dict:
     def listener(root: str, port: int) -> dict:
         wasm_filter = {
             "name": "envoy.filters.http.wasm",
@@ -233,6 +274,7 @@ def config(wasm: str, listeners: dict[str, int], upstream: int, admin: int,
                 cluster("conformance_upstream", upstream, http2=False),
                 cluster("conformance_grpc", grpc, http2=True),
                 cluster("conformance_grpc_dead", dead, http2=True),
+                cluster("conformance_grpc_echo", echo, http2=True),
             ],
         },
     }
@@ -293,7 +335,8 @@ ABI_EXPECTED = {
 
 
 def abi_config(wasm: str, port: int, admin: int) -> dict:
-    cfg = config(wasm, {"abi": port}, free_port(), admin, free_port(), free_port())
+    cfg = config(wasm, {"abi": port}, free_port(), admin, free_port(), free_port(),
+                 free_port())
     wasm_config = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
         "typed_config"]["http_filters"][0]["typed_config"]["config"]
     wasm_config["vm_config"]["vm_id"] = "abi"
@@ -345,12 +388,14 @@ def main() -> int:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    echo, echo_port = grpc_echo_server()
     work = Path(tempfile.mkdtemp(prefix="conformance-e2e-"))
     listeners = {r: free_port() for r in roots}
     admin, grpc, dead = free_port(), free_port(), free_port()
     cfg = work / "envoy.json"
     cfg.write_text(json.dumps(config(str(Path(wasm).resolve()), listeners,
-                                     server.server_address[1], admin, grpc, dead), indent=1))
+                                     server.server_address[1], admin, grpc, dead, echo_port),
+                                indent=1))
     envoy = Envoy(envoy_bin, cfg, admin, work / "envoy.log")
     failures: list[str] = []
     try:
@@ -379,6 +424,7 @@ def main() -> int:
     finally:
         envoy.stop()
         server.shutdown()
+        echo.stop(grace=None).wait(5)
     modules = os.environ.get("ABI_MODULES_DIR")
     if modules:
         failures += abi_versions(envoy_bin, Path(modules), work)

@@ -57,7 +57,10 @@
 //! - **Calls:** HTTP calls (`proxy_http_call`) and gRPC calls and streams
 //!   (`proxy_grpc_call`/`_stream`/`_send`/`_close`/`_cancel`) are recorded
 //!   ([`HttpCall`], [`GrpcCall`]) and answered by the test, to the context that made
-//!   them; a stream's calls die with it.
+//!   them; a stream's calls die with it. A unary gRPC call's answer comes without
+//!   metadata (Envoy gives unary calls none); the gRPC metadata maps outside the callback
+//!   that hands them over are `BAD_ARGUMENT`, and `proxy_get_status` outside
+//!   `proxy_on_grpc_close` has no message (all measured against a real gRPC server).
 //! - **Shared data and queues:** `proxy_on_queue_ready` runs on the registering root
 //!   context after the callback that enqueued.
 //! - **Foreign functions:** `set_envoy_filter_state` (only keys Envoy has an object factory
@@ -77,7 +80,12 @@
 //!   (a function of the headers) and the answers to calls. What Envoy itself adds to an
 //!   answer is the test's to supply; e.g. Envoy's gRPC client appends the response code
 //!   details to the upstream's `grpc-message` (`denied{via_upstream}`), and reports an
-//!   unreachable cluster as status 14 with its own message.
+//!   unreachable cluster as status 14 with its own message. On a gRPC stream (measured
+//!   with a grpcio server, `tests/conformance.rs` `grpc_echo`): the initial metadata is
+//!   the server's response headers (`:status`, `content-type`, `grpc-accept-encoding`,
+//!   ...) plus the `x-envoy-upstream-service-time` Envoy adds; the trailing metadata
+//!   holds `grpc-status` and `grpc-message` besides the server's own; an OK close whose
+//!   `grpc-message` is empty has the details alone as its message (`via_upstream`).
 //! - Envoy delivers a request body as the network delivers it (chunks may merge); the
 //!   harness delivers exactly the chunks the test gives.
 //! - Filter-state values are kept as text; only the address keys' values are validated.

@@ -16,6 +16,8 @@
 //! | `trailers` | request and response trailers in their own callbacks (reported on `/report`) |
 //! | `route_cache` | a request header changed, the route cache cleared (`x-clear: yes`) or not |
 //! | `filter_state` | the `set_envoy_filter_state` foreign function, read back as a property |
+//! | `grpc_unary` | a successful gRPC call to the echo server: the message, status, metadata maps |
+//! | `grpc_stream` | a gRPC stream: two messages, half-close; metadata, messages, close status |
 //!
 //! Built by `make conformance-filters` (`--profile plugin --target wasm32-wasip1`). On
 //! other targets the crate is empty.
@@ -33,6 +35,10 @@ const CALLOUT_CLUSTER: &str = "conformance_upstream";
 
 /// The cluster a gRPC call goes to unless the request names another (`x-grpc-cluster`).
 const GRPC_CLUSTER: &str = "conformance_grpc";
+
+/// The cluster of the real gRPC server (service `conformance.Echo`: `Say` echoes, `Chat`
+/// answers each message of a stream).
+const GRPC_ECHO_CLUSTER: &str = "conformance_grpc_echo";
 
 /// The filter state key `filter_state` sets (a key Envoy has an object factory for).
 const FILTER_STATE_KEY: &str = "envoy.tcp_proxy.cluster";
@@ -127,6 +133,7 @@ impl RootContext for Root {
             seq: Vec::new(),
             callout: None,
             grpc: None,
+            grpc_seen: Vec::new(),
             queue: self.queue,
             early: Vec::new(),
         }))
@@ -147,6 +154,8 @@ struct Filter {
     callout: Option<(String, String)>,
     /// `grpc_call`: how the call ended (status, message, response size).
     grpc: Option<(u32, String, usize)>,
+    /// `grpc_unary`, `grpc_stream`: what the gRPC callbacks observed, in order.
+    grpc_seen: Vec<String>,
     queue: Option<u32>,
     /// `properties`: observations made in the request headers callback.
     early: Vec<(&'static str, String)>,
@@ -160,6 +169,21 @@ extern "C" {
         return_value_data: *mut *mut u8,
         return_value_size: *mut usize,
     ) -> u32;
+}
+
+/// A gRPC metadata map as the filter reports it: its keys in order, and `key`'s value.
+fn metadata(map: MapType, key: &str) -> String {
+    match hostcalls::get_map(map) {
+        Ok(pairs) => {
+            let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+            let value = pairs
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or("-", |(_, v)| v.as_str());
+            format!("keys={};{key}={value}", keys.join("+"))
+        }
+        Err(e) => format!("err:{e:?}"),
+    }
 }
 
 /// The status the host answers for one header of `map` (the SDK panics on anything but
@@ -235,7 +259,39 @@ impl Context for Filter {
             .ok()
             .and_then(|(_, m)| m)
             .unwrap_or_else(|| "-".into());
+        if self.mode == "grpc_unary" {
+            let body = text(self.get_grpc_call_response_body(0, size));
+            self.grpc_seen.push(format!(
+                "response(status={status};message={message};body={body};initial={};trailing={})",
+                probe_map(MapType::GrpcReceiveInitialMetadata, "x-echo-init"),
+                probe_map(MapType::GrpcReceiveTrailingMetadata, "x-echo-trailer"),
+            ));
+        }
         self.grpc = Some((status, message, size));
+        self.resume_http_request();
+    }
+
+    fn on_grpc_stream_initial_metadata(&mut self, _token: u32, n: u32) {
+        let seen = metadata(MapType::GrpcReceiveInitialMetadata, "x-echo-init");
+        self.grpc_seen.push(format!("initial(n={n};{seen})"));
+    }
+
+    fn on_grpc_stream_message(&mut self, _token: u32, size: usize) {
+        let body = text(self.get_grpc_stream_message(0, size));
+        self.grpc_seen.push(format!("message({body})"));
+    }
+
+    fn on_grpc_stream_trailing_metadata(&mut self, _token: u32, n: u32) {
+        let seen = metadata(MapType::GrpcReceiveTrailingMetadata, "x-echo-trailer");
+        self.grpc_seen.push(format!("trailing(n={n};{seen})"));
+    }
+
+    fn on_grpc_stream_close(&mut self, _token: u32, status: u32) {
+        let message = hostcalls::get_grpc_status()
+            .ok()
+            .and_then(|(_, m)| m)
+            .unwrap_or_else(|| "-".into());
+        self.grpc_seen.push(format!("close({status};{message})"));
         self.resume_http_request();
     }
 
@@ -289,6 +345,40 @@ impl HttpContext for Filter {
                         Action::Pause
                     }
                 }
+            }
+            "grpc_unary" => {
+                let call = hostcalls::dispatch_grpc_call(
+                    GRPC_ECHO_CLUSTER,
+                    "conformance.Echo",
+                    "Say",
+                    vec![("x-conformance", b"unary".as_slice())],
+                    Some(b"hello"),
+                    Duration::from_secs(5),
+                );
+                if let Err(e) = call {
+                    let body = format!("grpc call refused: {e:?}");
+                    self.send_http_response(500, vec![], Some(body.as_bytes()));
+                }
+                Action::Pause
+            }
+            "grpc_stream" => {
+                let opened = hostcalls::open_grpc_stream(
+                    GRPC_ECHO_CLUSTER,
+                    "conformance.Echo",
+                    "Chat",
+                    vec![("x-conformance", b"stream".as_slice())],
+                );
+                let sent = opened.and_then(|token| {
+                    hostcalls::send_grpc_stream_message(token, Some(b"one"), false)?;
+                    hostcalls::send_grpc_stream_message(token, Some(b"two"), false)?;
+                    // proxy_grpc_close: a half-close; the server ends the stream.
+                    hostcalls::close_grpc_stream(token)
+                });
+                if let Err(e) = sent {
+                    let body = format!("grpc stream refused: {e:?}");
+                    self.send_http_response(500, vec![], Some(body.as_bytes()));
+                }
+                Action::Pause
             }
             "route_cache" => {
                 // Reading route_name makes the host choose the route now.
@@ -489,6 +579,10 @@ impl HttpContext for Filter {
                 self.set_http_response_header("x-grpc-status", Some(&status));
                 self.set_http_response_header("x-grpc-message", Some(&message));
                 self.set_http_response_header("x-grpc-response-size", Some(&size));
+            }
+            "grpc_unary" | "grpc_stream" => {
+                let seen = self.grpc_seen.join(",");
+                self.set_http_response_header("x-grpc-seen", Some(&seen));
             }
             "route_cache" => {
                 let mut props = std::mem::take(&mut self.early);
