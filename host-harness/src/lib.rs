@@ -66,7 +66,12 @@
 //! - **Foreign functions:** `set_envoy_filter_state` (only keys Envoy has an object factory
 //!   for, [`state::ENVOY_FILTER_STATE_KEYS`]; others `NOT_FOUND`), `clear_route_cache`;
 //!   unknown functions `NOT_FOUND`. [`Plugin::deliver_foreign_function`] calls
-//!   `proxy_on_foreign_function`.
+//!   `proxy_on_foreign_function`. No foreign function of Envoy 1.40 calls back: all of
+//!   them (`compress`, `uncompress`, `sign`, `verify_signature`, `set_envoy_filter_state`,
+//!   `clear_route_cache`, `declare_property`, `expr_create`/`_evaluate`/`_delete`) answer
+//!   synchronously, and only Envoy's own unit tests call `onForeignFunction`; so that
+//!   delivery is not checked against Envoy (it is what a host with an asynchronous
+//!   foreign function would do).
 //! - **ABI versions:** 0.1.0 modules get two-argument header callbacks and
 //!   `proxy_get_configuration`, `proxy_continue_request`/`_response`,
 //!   `proxy_clear_route_cache`; 0.2.x get `proxy_continue_stream`/`proxy_close_stream`;
