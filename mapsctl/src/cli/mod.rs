@@ -137,6 +137,13 @@ enum Command {
         /// Where to write it (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also write a trace for it (JSON Lines): `--flows` flows, half of them from
+        /// inside its IPv4 prefixes, to the base policy's first destination domain.
+        #[arg(long)]
+        trace_out: Option<PathBuf>,
+        /// Flows in `--trace-out`.
+        #[arg(long, default_value_t = 10_000, requires = "trace_out")]
+        flows: usize,
     },
     /// What changes from one policy to another: registrations, prefixes (state, key,
     /// telemetry), routes; with a trace, how many flows change class or edge.
@@ -257,6 +264,8 @@ pub fn run() -> ExitCode {
             seed,
             base,
             out,
+            trace_out,
+            flows,
         } => pack::gen(
             prefixes,
             v6,
@@ -264,6 +273,7 @@ pub fn run() -> ExitCode {
             seed,
             base.as_deref(),
             out.as_deref(),
+            trace_out.as_deref().map(|t| (t, flows)),
         ),
         Command::Diff {
             old,

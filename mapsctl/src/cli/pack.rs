@@ -49,7 +49,8 @@ pub fn pack(policy: &Path, out: Option<&Path>) -> u8 {
     write_doc(&doc, out)
 }
 
-/// `mapsctl gen --prefixes N [--v6 M] [--per-registration K] [--seed S] [--base P] [--out F]`.
+/// `mapsctl gen --prefixes N [--v6 M] [--per-registration K] [--seed S] [--base P] [--out F]
+/// [--trace-out T [--flows N]]`.
 pub fn gen(
     v4: usize,
     v6: usize,
@@ -57,6 +58,7 @@ pub fn gen(
     seed: u64,
     base: Option<&Path>,
     out: Option<&Path>,
+    trace: Option<(&Path, usize)>,
 ) -> u8 {
     let base_doc = match base {
         Some(p) => {
@@ -80,5 +82,44 @@ pub fn gen(
         None => super::demo_document(),
     };
     let doc = policy_core::synth::synthetic_policy(&base_doc, v4, v6, per_registration, seed);
+    if let Some((path, flows)) = trace {
+        if let Err(e) = write_trace(&doc, v4, seed, path, flows) {
+            eprintln!("mapsctl: cannot write {}: {e}", path.display());
+            return 2;
+        }
+    }
     write_doc(&doc, out)
+}
+
+/// A trace for a generated policy: `flows` sources, half inside its IPv4 table (the
+/// same seeded generator), to the first destination domain of the policy (a `*.`
+/// wildcard as `www.`), so that a load test sends realistic MAPS and non-MAPS traffic.
+fn write_trace(
+    doc: &policy_core::PolicyDocument,
+    v4: usize,
+    seed: u64,
+    path: &Path,
+    flows: usize,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let table = policy_core::testgen::ipv4_table(v4, seed);
+    let host = doc
+        .destinations
+        .iter()
+        .flat_map(|d| d.domains.iter())
+        .next()
+        .map(|d| {
+            d.strip_prefix("*.")
+                .map_or(d.clone(), |rest| format!("www.{rest}"))
+        });
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for a in policy_core::testgen::ipv4_lookups(&table, flows, 0.5, seed ^ 7) {
+        let src = std::net::Ipv4Addr::from(a).to_string();
+        let line = match &host {
+            Some(h) => serde_json::json!({"src": src, "host": h}),
+            None => serde_json::json!({"src": src}),
+        };
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
 }

@@ -508,3 +508,45 @@ fn bench_measures_the_users_policy_and_trace() {
     let o = mapsctl(&["bench", "--policy", "fixtures/demo/policy.json"]);
     assert_eq!(code(&o), 2);
 }
+
+/// `mapsctl gen --trace-out`: a trace for the generated policy, half its flows from
+/// inside the policy's prefixes (what `make bench-envoy` sends), which `bench
+/// --policy --trace` replays.
+#[test]
+fn gen_writes_a_trace_for_its_policy() {
+    let dir = std::env::temp_dir().join(format!("mapsctl-gen-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (policy, trace) = (dir.join("policy.json"), dir.join("trace.jsonl"));
+    let o = mapsctl(&[
+        "gen",
+        "--prefixes",
+        "5000",
+        "--out",
+        policy.to_str().unwrap(),
+        "--trace-out",
+        trace.to_str().unwrap(),
+        "--flows",
+        "400",
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let lines = std::fs::read_to_string(&trace).unwrap();
+    assert_eq!(lines.lines().count(), 400);
+    let o = mapsctl(&[
+        "bench",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+        "--lookups",
+        "400",
+        "--plugin-requests",
+        "50",
+        "--json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let maps = v["native"]["maps"].as_u64().unwrap();
+    assert!((100..=300).contains(&maps), "{maps} of 400 flows are maps");
+    assert_eq!(v["plugin"]["identical_to_native"], 50);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
