@@ -355,3 +355,7 @@ pub fn sort_by_position(diags: &mut [Diagnostic]) {
 }
 
 const NOT_SHOWN: &str = "... and ";
+
+/// At most this many diagnostics of one code are shown (shape errors and the capped
+/// semantic checks); the rest are counted in one "... and N more" line.
+pub const MAX_PER_CODE: usize = 100;

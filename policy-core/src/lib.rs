@@ -126,7 +126,9 @@ pub use compare::{
     RouteChange, WhatIfError,
 };
 /// Validation findings: codes, severities, the report and the policy summary.
-pub use diag::{Code, Diagnostic, Report, Severity, Summary, TELEMETRY_USD_PER_PREFIX};
+pub use diag::{
+    Code, Diagnostic, Report, Severity, Summary, MAX_PER_CODE, TELEMETRY_USD_PER_PREFIX,
+};
 /// A person-readable account of one decision.
 pub use explain::{EdgeView, Explanation, PrefixMatch, SiteView};
 /// The built-in Azure Peering Service locations.
@@ -161,7 +163,7 @@ pub use trace::{
 /// Validation: document → policy, every problem with code, JSON Pointer, line.
 pub use validate::ids::{unsafe_char, MAX_ID_BYTES, MAX_NAME_BYTES};
 pub use validate::options::MAX_TRUSTED_HOPS;
-pub use validate::{validate, Validated, MAX_PER_CODE};
+pub use validate::{validate, Validated};
 
 /// A policy text's version: 64-bit FNV-1a of its bytes, in hex. The same text always
 /// has the same version; Envoy shows it as the ECDS `version_text`.

@@ -15,12 +15,12 @@ use alloc::vec::Vec;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::diag::MAX_PER_CODE;
 use crate::diag::{Code, Diagnostic};
 use crate::model::{
     Destination, Edge, Link, Options, PolicyDocument, PrefixEntry, Provider, Registration,
 };
 use crate::text::{closest, line_col, locate, push_token, shown};
-use crate::validate::MAX_PER_CODE;
 use alloc::collections::BTreeMap;
 
 /// Parses a policy document from raw bytes.

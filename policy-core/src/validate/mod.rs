@@ -101,8 +101,7 @@ struct Checker {
     per_code: BTreeMap<Code, usize>,
 }
 
-/// At most this many diagnostics of one code come from prefixes (JSON or packed).
-pub const MAX_PER_CODE: usize = 100;
+pub use crate::diag::MAX_PER_CODE;
 
 impl Checker {
     fn push(&mut self, d: Diagnostic) {
