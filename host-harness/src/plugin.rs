@@ -288,10 +288,14 @@ impl Harness {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.memory_limit)
-            .instances(1)
-            .build();
+        let limits = crate::state::Limits {
+            inner: StoreLimitsBuilder::new()
+                .memory_size(self.memory_limit)
+                .instances(1)
+                .build(),
+            refused_memory: None,
+            memory_limit: self.memory_limit,
+        };
         let mut state = HostState::new(WasiCtxBuilder::new().build_p1(), limits, now);
         state.properties = self.properties.clone();
         for (key, value) in [
@@ -610,9 +614,17 @@ impl Plugin {
                         message: format!("the module called proc_exit({})", exit.0),
                     })
                 } else {
+                    let mut message = describe(&e);
+                    if let Some((asked, limit)) = self.store.data_mut().limits.refused_memory.take()
+                    {
+                        message.push_str(&format!(
+                            " (after the host refused to grow linear memory to {asked} bytes: \
+                             the limit is {limit} bytes, see Harness::memory_limit)"
+                        ));
+                    }
                     Err(Error::Trap {
                         callback: name,
-                        message: describe(&e),
+                        message,
                     })
                 }
             }

@@ -431,10 +431,55 @@ pub(crate) struct CalloutData {
     pub message: Option<Vec<u8>>,
     pub status: Option<(u32, Vec<u8>)>,
 }
+/// The store's resource limits, remembering the last linear-memory growth they refused
+/// (so that the trap that usually follows, an allocator's `unreachable`, can say why).
+pub(crate) struct Limits {
+    pub inner: StoreLimits,
+    /// Bytes a refused `memory.grow` asked for, and the limit it met.
+    pub refused_memory: Option<(usize, usize)>,
+    pub memory_limit: usize,
+}
+
+impl wasmtime::ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = self.inner.memory_growing(current, desired, maximum)?;
+        if !ok {
+            self.refused_memory = Some((desired, self.memory_limit));
+        }
+        Ok(ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
 /// The store's data: everything the host functions see.
 pub(crate) struct HostState {
     pub wasi: WasiP1Ctx,
-    pub limits: StoreLimits,
+    pub limits: Limits,
     pub memory: Option<Memory>,
     pub alloc: Option<TypedFunc<i32, i32>>,
     /// The context whose callback is running (Envoy's "current context").
@@ -484,7 +529,7 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    pub fn new(wasi: WasiP1Ctx, limits: StoreLimits, now_nanos: u64) -> HostState {
+    pub fn new(wasi: WasiP1Ctx, limits: Limits, now_nanos: u64) -> HostState {
         HostState {
             wasi,
             limits,

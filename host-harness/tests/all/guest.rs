@@ -138,6 +138,32 @@ fn an_endless_callback_is_interrupted() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+/// Regression: a module that ran into the memory limit trapped as "wasm 'unreachable'
+/// instruction executed" with no word of memory (an allocator aborts when
+/// `memory.grow` fails).
+#[test]
+fn a_trap_after_a_refused_memory_growth_says_so() {
+    let h = guest(&format!(
+        r#"{CONFIGURE_OK}
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+          (if (i32.eq (memory.grow (i32.const 64)) (i32.const -1)) (then unreachable))
+          (i32.const 0))"#
+    ))
+    .memory_limit(2 << 20);
+    let mut plugin = h.configure(b"").unwrap();
+    match plugin.http_request().send() {
+        Err(Error::Trap { message, .. }) => {
+            assert!(message.contains("unreachable"), "{message}");
+            assert!(
+                message.contains("refused to grow linear memory")
+                    && message.contains(&format!("the limit is {} bytes", 2 << 20)),
+                "{message}"
+            );
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
 #[test]
 fn refuses_modules_that_are_not_proxy_wasm_plugins() {
     let not_wasm = Harness::from_binary(b"definitely not wasm");
