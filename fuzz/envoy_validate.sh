@@ -29,7 +29,12 @@ fail=0
 checked=0
 for f in "${files[@]}"; do
   before=$(ls "$out/cfg" | wc -l)
-  MAPS_FUZZ_ENVOY_OUT=$out/cfg "$BIN" "$f" >/dev/null 2>&1
+  if ! MAPS_FUZZ_ENVOY_OUT=$out/cfg "$BIN" "$f" >"$out/log" 2>&1; then
+    [ -f "$f" ] || continue   # a running fuzzer reduced it away meanwhile
+    echo "the envoy_config target failed on $f:"; tail -20 "$out/log"
+    fail=1
+    continue
+  fi
   after=$(ls "$out/cfg" | wc -l)
   [ "$after" -gt "$before" ] || continue   # the policy did not load or generate refused
   dir=$out/cfg/$(printf '%05d' "$before")
