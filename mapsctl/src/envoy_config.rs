@@ -174,6 +174,14 @@ pub enum ConfigError {
     /// hold no control character or space: Envoy would reject the configuration, or a
     /// CR/LF would forge request lines in every health check).
     BadHealthPath(String),
+    /// The node id or cluster is empty or holds a control character: Envoy requires
+    /// both (ECDS refuses to start without them) and echoes them in its output.
+    BadNode {
+        /// `node id` or `node cluster`.
+        what: &'static str,
+        /// The value.
+        value: String,
+    },
     /// The policy text is not UTF-8 (a validated policy always is).
     NotUtf8,
 }
@@ -196,6 +204,10 @@ impl fmt::Display for ConfigError {
             ConfigError::BadHealthPath(p) => write!(
                 f,
                 "--health-path {p:?}: not a request path (it must start with / and hold no space or control character such as CR or LF)"
+            ),
+            ConfigError::BadNode { what, value } => write!(
+                f,
+                "{what} {value:?}: Envoy needs a non-empty value without control characters"
             ),
             ConfigError::NotUtf8 => write!(f, "the policy is not UTF-8 text"),
         }
@@ -641,6 +653,17 @@ pub fn generate(
     let hp = &settings.health_path;
     if !hp.starts_with('/') || hp.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(ConfigError::BadHealthPath(hp.clone()));
+    }
+    for (what, value) in [
+        ("node id", &settings.node_id),
+        ("node cluster", &settings.node_cluster),
+    ] {
+        if value.trim().is_empty() || value.chars().any(char::is_control) {
+            return Err(ConfigError::BadNode {
+                what,
+                value: value.clone(),
+            });
+        }
     }
     let policy = classifier.policy();
     let doc = policy.document();

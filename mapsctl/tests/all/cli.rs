@@ -550,3 +550,42 @@ fn gen_writes_a_trace_for_its_policy() {
     assert_eq!(v["plugin"]["identical_to_native"], 50);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Found by `fuzz/` (target envoy_config, input fuzz/seeds/envoy_config/062e4edf…):
+/// `generate` wrote a bootstrap with an empty node id and cluster, which
+/// `envoy --mode validate` refuses ("node 'id' and 'cluster' are required"). Refused now.
+#[test]
+fn envoy_config_refuses_an_empty_node() {
+    use mapsctl::envoy_config::{generate, ConfigError, Settings};
+    let text = std::fs::read_to_string(root().join("fixtures/demo/policy.json")).unwrap();
+    let engine = policy_core::load(text.as_bytes(), false).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut s = Settings::default();
+    for (i, l) in doc["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["links"].as_array().unwrap())
+        .enumerate()
+    {
+        s.links.insert(
+            l["id"].as_str().unwrap().to_string(),
+            format!("127.0.0.1:{}", 18000 + i),
+        );
+    }
+    assert!(generate(&engine.classifier, &text, &s).is_ok());
+    for (id, cluster, what) in [
+        ("", "maps", "node id"),
+        ("maps-edge", "", "node cluster"),
+        (" ", "maps", "node id"),
+        ("a\nb", "maps", "node id"),
+    ] {
+        let mut bad = s.clone();
+        bad.node_id = id.to_string();
+        bad.node_cluster = cluster.to_string();
+        match generate(&engine.classifier, &text, &bad) {
+            Err(ConfigError::BadNode { what: w, .. }) => assert_eq!(w, what),
+            other => panic!("{id:?}/{cluster:?}: {:?}", other.map(|_| ())),
+        }
+    }
+}
