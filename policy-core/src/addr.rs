@@ -205,6 +205,14 @@ fn looks_numeric(name: &str) -> bool {
 
 /// A DNS host name (RFC 1123 labels).
 fn dns_name(name: &str) -> bool {
+    host_labels(name, false)
+}
+
+/// Dot-separated labels of letters, digits and `-` (and `_` with `underscore`: domain
+/// names in destinations may carry it, a host to connect to may not), 63 bytes at most,
+/// not starting or ending with `-`; 253 bytes at most in all. The one label rule of the
+/// crate (link addresses and destination domains).
+pub(crate) fn host_labels(name: &str, underscore: bool) -> bool {
     !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|label| {
@@ -214,6 +222,6 @@ fn dns_name(name: &str) -> bool {
                 && !label.ends_with('-')
                 && label
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || (underscore && b == b'_'))
         })
 }

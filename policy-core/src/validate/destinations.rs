@@ -209,18 +209,7 @@ impl Checker {
     }
 }
 
-/// A host name: dot-separated labels of letters, digits, `-` and `_`, 63 bytes at
-/// most, not starting or ending with `-`; 253 bytes at most in all.
+/// A destination host name: [`crate::addr::host_labels`] with `_` allowed.
 fn valid_hostname(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+    crate::addr::host_labels(name, true)
 }
