@@ -109,6 +109,19 @@ e2e-faults: build envoy
 e2e-hostile: build envoy
 	$(E2E_ENV) python3 e2e/test_hostile_push.py
 
+# What Envoy does with traffic when a plugin's VM traps (issue 12): for FAIL_CLOSED,
+# FAIL_OPEN, FAIL_RELOAD and the unset policy, a real Envoy with e2e/trap-filter (traps on
+# `x-trap: 1`); normal requests, a trap, normal requests; status, cluster, VM and wasm.*
+# stats printed as a table, Envoy's documented behaviour asserted. Under a minute.
+.PHONY: trap-filter e2e-failure-policy
+TRAP_WASM := $(TARGET)/wasm32-wasip1/plugin/trap_filter.wasm
+trap-filter: setup-rust
+	$(CARGO) build -p trap-filter --profile plugin --target wasm32-wasip1
+
+e2e-failure-policy: trap-filter envoy
+	$(CARGO) clippy -p trap-filter --target wasm32-wasip1 -- -D warnings
+	ENVOY=$(ENVOY) TRAP_WASM=$(TRAP_WASM) python3 e2e/test_failure_policy.py
+
 # Regenerate examples/envoy from examples/envoy/policy.json (e2e checks they match).
 examples: mapsctl
 	$(E2E_ENV) python3 e2e/test_examples.py --regenerate
