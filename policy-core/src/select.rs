@@ -7,6 +7,13 @@
 //! Ordering: a pinned `primary_edge` that is a candidate; then a pinned `backup_edge`
 //! that is a candidate (with `"None"`, the order stops after the first edge); then the
 //! other candidates by (provider rank, distance rounded to 0.001 km, id).
+//!
+//! A pinned `primary_edge` that is not a candidate (drained, or all its links drained)
+//! with `backup_edge: "None"` leaves the registration with no edge: SPEC §2 says that
+//! with `"None"` "when the primary fails, the traffic takes the default internet path",
+//! and the customer said so in Azure by registering no backup site. (§4 read alone would
+//! move it to the nearest other edge — a site the customer never chose.) Without a
+//! pinned primary, `"None"` keeps only the nearest candidate, as §4 says.
 
 use alloc::vec::Vec;
 use core::net::IpAddr;
@@ -92,12 +99,16 @@ pub fn edge_order(policy: &Policy, reg: usize) -> Vec<Candidate> {
         }
     };
     let mut order: Vec<Candidate> = Vec::new();
+    let backup = policy.backup_edge(reg);
     if let Some(p) = policy.primary_edge(reg) {
         if policy.edge_usable(p) {
             order.push(cand(p, Reason::PinnedPrimary));
+        } else if backup == Backup::NoBackup {
+            // The pinned primary failed and the customer has no backup site: the
+            // default internet path (SPEC §2).
+            return order;
         }
     }
-    let backup = policy.backup_edge(reg);
     if let Backup::Edge(b) = backup {
         if policy.edge_usable(b) && !order.iter().any(|c| c.edge == b) {
             order.push(cand(b, Reason::PinnedBackup));

@@ -185,12 +185,15 @@ fn naive(policy: &Value, src: IpAddr, dst: Option<IpAddr>, host: Option<&str>) -
     };
     let idx = |id: &str| edges.iter().position(|e| e["id"] == id).unwrap();
     let mut order: Vec<usize> = Vec::new();
+    let backup = reg.get("backup_edge").and_then(|v| v.as_str());
     if let Some(p) = reg.get("primary_edge").and_then(|v| v.as_str()) {
         if usable(idx(p)) {
             order.push(idx(p));
+        } else if backup == Some("None") {
+            // SPEC §2: no backup site, the primary failed: the default path.
+            return with("no-edge");
         }
     }
-    let backup = reg.get("backup_edge").and_then(|v| v.as_str());
     if let Some(b) = backup.filter(|b| *b != "None") {
         if usable(idx(b)) && !order.contains(&idx(b)) {
             order.push(idx(b));

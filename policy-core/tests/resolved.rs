@@ -200,3 +200,52 @@ fn explain_names_an_entry_that_allows_the_flows_port() {
     assert_eq!(e.class.as_str(), "maps");
     assert_eq!(e.category.map(|c| c.as_str()), Some("Optimize"));
 }
+
+/// SPEC §2: `backup_edge: "None"` means no backup site, so when the pinned primary fails
+/// the traffic takes the default path — it is not moved to the nearest other edge.
+#[test]
+fn a_failed_pinned_primary_without_backup_falls_to_the_default_path() {
+    let policy = |nyc_drained: bool, backup: &str, pinned: bool| {
+        let primary = if pinned {
+            r#""primary_edge": "nyc","#
+        } else {
+            ""
+        };
+        format!(
+            r#"{{"version": 1,
+          "edges": [
+            {{"id": "nyc", "lat": 40.71, "lon": -74.01, "drained": {nyc_drained},
+              "links": [{{"id": "nyc-1"}}]}},
+            {{"id": "ash", "lat": 39.04, "lon": -77.49, "links": [{{"id": "ash-1"}}]}}],
+          "registrations": [{{"id": "proseware-ny", "location": "New York", {primary}
+            "backup_edge": "{backup}",
+            "prefixes": [{{"prefix": "65.52.96.0/20", "state": "Verified"}}]}}]}}"#
+        )
+    };
+    let decide = |text: String| {
+        let engine = policy_core::load(text.as_bytes(), false).unwrap();
+        let d = engine.classifier.classify_text("65.52.96.1", None, None);
+        (
+            d.class().as_str().to_string(),
+            d.edge().map(str::to_string),
+            d.cluster().map(str::to_string),
+        )
+    };
+    // Primary up: it serves, with no failover.
+    assert_eq!(
+        decide(policy(false, "None", true)),
+        ("maps".into(), Some("nyc".into()), Some("maps_nyc".into()))
+    );
+    // Primary drained, no backup site: no edge, the default path.
+    assert_eq!(
+        decide(policy(true, "None", true)),
+        ("no-edge".into(), None, None)
+    );
+    // Primary drained with a backup: the backup serves.
+    assert_eq!(decide(policy(true, "ash", true)).1.as_deref(), Some("ash"));
+    // No pinned primary: "None" keeps the nearest candidate (§4).
+    assert_eq!(
+        decide(policy(true, "None", false)).1.as_deref(),
+        Some("ash")
+    );
+}
