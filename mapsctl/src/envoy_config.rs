@@ -611,10 +611,13 @@ fn retry_policy(settings: &Settings) -> Value {
 /// with `maps_class=<c>`; `wasmcustom.maps.registration.<r>.edge.<e>.routed` becomes
 /// `wasmcustom.maps.routed` with `maps_registration=<r>` and `maps_edge=<e>`;
 /// `wasmcustom.maps.registration.<r>.latency_ms` becomes `wasmcustom.maps.latency_ms`
-/// with `maps_registration=<r>`. In Prometheus: `maps_requests{maps_class="maps"}`.
+/// with `maps_registration=<r>`; `wasmcustom.maps.category.<k>.category_requests`
+/// becomes `wasmcustom.maps.category_requests` with `maps_category=<k>`. In Prometheus:
+/// `maps_requests{maps_class="maps"}` (Envoy drops its `wasmcustom` namespace there).
 pub fn stats_tags() -> Value {
     json!([
         {"tag_name": "maps_class", "regex": r"^wasmcustom\.maps\.(class\.([^.]+)\.)"},
+        {"tag_name": "maps_category", "regex": r"^wasmcustom\.maps\.(category\.([^.]+)\.)"},
         {"tag_name": "maps_registration", "regex": r"^wasmcustom\.maps\.(registration\.([^.]+)\.)"},
         {"tag_name": "maps_edge", "regex": r"^wasmcustom\.maps\.registration\.[^.]+\.(edge\.([^.]+)\.)"}
     ])

@@ -543,3 +543,47 @@ fn the_plugin_path_is_found_and_a_missing_one_says_to_run_make_plugin() {
         other => panic!("expected a read error, got {:?}", other.err()),
     }
 }
+
+#[test]
+fn requests_are_counted_by_category_and_both_policy_counters_exist_from_the_start() {
+    // fixtures/categories: every trace line through the plugin; the category counter of
+    // each request is its golden decision's category (`none` when it has none).
+    let policy = fixture("fixtures/categories/policy.json");
+    let trace = String::from_utf8(fixture("fixtures/categories/trace.jsonl")).unwrap();
+    let golden = String::from_utf8(fixture("fixtures/categories/decisions.golden.jsonl")).unwrap();
+    let mut plugin = PluginReplay::with_harness(&harness(), &policy).unwrap();
+    let m = plugin.plugin().metrics();
+    assert_eq!(m.counter("maps.policy.loaded"), Some(1));
+    assert_eq!(m.counter("maps.policy.rejected"), Some(0));
+    let mut want: std::collections::BTreeMap<String, u64> = Default::default();
+    for (line, golden) in trace.lines().zip(golden.lines()) {
+        let t: Value = serde_json::from_str(line).unwrap();
+        let g: Value = serde_json::from_str(golden).unwrap();
+        let src = t["src"].as_str().unwrap();
+        plugin
+            .classify(src, t["dst"].as_str(), t["host"].as_str())
+            .unwrap();
+        let category = g.get("category").and_then(Value::as_str).unwrap_or("none");
+        *want.entry(category.to_string()).or_default() += 1;
+    }
+    assert_eq!(
+        want.len(),
+        4,
+        "every category and none in the fixture: {want:?}"
+    );
+    let m = plugin.plugin().metrics();
+    for (category, n) in &want {
+        let name = format!("maps.category.{category}.category_requests");
+        assert_eq!(m.counter(&name), Some(*n), "{name}");
+    }
+    let total: u64 = want.values().sum();
+    let by_class: u64 = m
+        .iter()
+        .filter(|x| x.name.starts_with("maps.class.") && x.name.ends_with(".requests"))
+        .map(|x| m.counter(&x.name).unwrap_or(0))
+        .sum();
+    assert_eq!(
+        by_class, total,
+        "every request counted once by class and once by category"
+    );
+}

@@ -12,7 +12,8 @@
 //!    `<prefix>cluster` (class `maps`: the decision's precomputed cluster) and
 //!    `<prefix>decision` (always: the decision line of SPEC §5 as compact JSON, `src`
 //!    being the client address used);
-//! 5. metrics [1–2 increments]; for a matched prefix with telemetry the time [1] is kept and
+//! 5. metrics [2–3 increments: class, category and, for class `maps`, registration ×
+//!    edge]; for a matched prefix with telemetry the time [1] is kept and
 //!    `on_http_response_headers` records the latency [1 time + 1 record].
 //!
 //! Never fails a request: a host call that fails is skipped, and the request continues.
@@ -78,6 +79,8 @@ impl Filter {
         set(&names.decision, &line);
 
         self.metrics.decided(class, false);
+        self.metrics
+            .categorized(decision.category().map(|c| c.as_str()), false);
         if let (Some(reg), Some(edge)) = (decision.registration(), decision.edge()) {
             self.metrics.routed(reg, edge, false);
             if decision.telemetry() {

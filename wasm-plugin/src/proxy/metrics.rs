@@ -7,16 +7,26 @@
 //! | name | kind | when |
 //! |---|---|---|
 //! | `maps.class.<class>.requests` | counter | every HTTP request, by decision class |
+//! | `maps.category.<category>.category_requests` | counter | every HTTP request, by Microsoft 365 category (`Optimize`, `Allow`, `Default`, or `none`) |
 //! | `maps.registration.<reg>.edge.<edge>.routed` | counter | HTTP requests of class `maps` |
 //! | `maps.registration.<reg>.latency_ms` | histogram | `maps` requests whose matched prefix has `telemetry` (per prefix, as in Azure): request headers → response headers, in ms |
 //! | `maps.class.<class>.connections` | counter | every TCP connection (network filter) |
+//! | `maps.category.<category>.category_connections` | counter | every TCP connection, by category |
 //! | `maps.registration.<reg>.edge.<edge>.routed_connections` | counter | TCP connections of class `maps` |
-//! | `maps.policy.loaded` / `maps.policy.rejected` | counter | configurations accepted / refused |
+//! | `maps.policy.loaded` / `maps.policy.rejected` | counter | configurations accepted / refused (both defined at the first configuration, so a first refusal is a rise from 0) |
 //! | `maps.policy.version` | gauge | the policy this VM serves: `policy_core::policy_version_number` of its text (the first 13 hex digits of the version `mapsctl envoy-config` prints) |
 //! | `maps.policy.generation` | gauge | how many policies this VM has loaded |
 //! | `maps.vm.memory_bytes` | gauge | the VM's linear memory after the last configuration |
 //!
 //! In names, `.` inside an id becomes `_` (a dot would split the tag).
+//!
+//! Cardinality is bounded by the policy, never by traffic: classes and categories are
+//! fixed sets (7 classes, 3 categories and `none`), registrations and edges are the
+//! policy's own ids (at most registrations × edges `routed` series, in practice one
+//! edge per registration), and no client address, host name or prefix ever enters a
+//! name. Envoy never expires a metric, so a bound set is what keeps a VM's stats finite. The category counter has its
+//! own final field (`category_requests`, not `requests`) so that, once tagged, it is a
+//! metric of its own and a sum over `maps.requests` never counts a request twice.
 //!
 //! Ids are defined once per name per VM and cached; a metric call that the host refuses
 //! is ignored (metrics must never fail a request).
@@ -64,6 +74,18 @@ impl Metrics {
         self.bump(format!("maps.class.{class}.{field}"));
     }
 
+    /// A request (or TCP connection) of Microsoft 365 `category` (`None`: no matching
+    /// destination entry has one, counted as `none`).
+    pub fn categorized(&self, category: Option<&str>, connection: bool) {
+        let field = if connection {
+            "category_connections"
+        } else {
+            "category_requests"
+        };
+        let category = category.unwrap_or("none");
+        self.bump(format!("maps.category.{category}.{field}"));
+    }
+
     /// A `maps` decision for `registration` at `edge`.
     pub fn routed(&self, registration: &str, edge: &str, connection: bool) {
         let field = if connection {
@@ -104,15 +126,17 @@ impl Metrics {
         self.set("maps.vm.memory_bytes", memory_bytes);
     }
 
-    /// A configuration accepted (`true`) or refused.
+    /// A configuration accepted (`true`) or refused. Both counters exist from the first
+    /// configuration on (the other one at 0): a counter that appeared only with its first
+    /// event would be invisible to Prometheus's `increase()`, which needs a sample before
+    /// the rise, and the "policy refused" alert would miss the first refusal.
     pub fn policy_event(&self, loaded: bool) {
-        self.bump(
-            if loaded {
-                "maps.policy.loaded"
-            } else {
-                "maps.policy.rejected"
-            }
-            .to_string(),
-        );
+        let (counted, other) = if loaded {
+            ("maps.policy.loaded", "maps.policy.rejected")
+        } else {
+            ("maps.policy.rejected", "maps.policy.loaded")
+        };
+        self.bump(counted.to_string());
+        let _ = self.id(MetricType::Counter, other.to_string());
     }
 }

@@ -50,6 +50,8 @@ impl Filter {
             .classify_text(&src, dst.as_deref(), None);
         let class = decision.class().as_str();
         self.metrics.decided(class, true);
+        self.metrics
+            .categorized(decision.category().map(|c| c.as_str()), true);
         if let (Some(reg), Some(edge)) = (decision.registration(), decision.edge()) {
             self.metrics.routed(reg, edge, true);
         }
