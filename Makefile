@@ -122,6 +122,35 @@ e2e-failure-policy: trap-filter envoy
 	$(CARGO) clippy -p trap-filter --target wasm32-wasip1 -- -D warnings
 	ENVOY=$(ENVOY) TRAP_WASM=$(TRAP_WASM) python3 e2e/test_failure_policy.py
 
+## ---- observability: Prometheus, alert rules, Grafana dashboard (issue 12) ----------
+# Debian's Prometheus and promtool (2.42 on Debian 12), installed only when missing, with
+# python3-yaml for ops/check_ops.py (run by Debian's python3, OPS_PYTHON). Here the
+# package starts no service (no init system: invoke-rc.d is denied); on a host with
+# systemd it starts prometheus.service on :9090, which these targets never use.
+OPS_PYTHON := /usr/bin/python3
+.PHONY: prometheus test-ops e2e-prometheus
+
+prometheus:
+	@{ command -v promtool && command -v prometheus && $(OPS_PYTHON) -c 'import yaml'; } >/dev/null 2>&1 \
+	  || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus python3-yaml; }
+	@promtool --version 2>&1 | sed -n 1p
+
+# The alert rules checked and unit-tested (ops/prometheus/maps-alerts.test.yml: each alert
+# fires when it should and not when it should not), the example config checked, and every
+# metric name of the dashboard and the rules checked against the plugin's metric table
+# and the stats_tags of mapsctl envoy-config (ops/check_ops.py). A few seconds.
+test-ops: prometheus
+	promtool check rules ops/prometheus/maps-alerts.yml
+	promtool test rules ops/prometheus/maps-alerts.test.yml
+	promtool check config ops/prometheus/prometheus.yml
+	$(OPS_PYTHON) ops/check_ops.py
+
+# A real Prometheus scraping a real Envoy (e2e/test_prometheus.py): the plugin's metrics
+# equal the traffic sent, the dashboard's and rules' metric names exist in the scrape,
+# failover and refused-policy alerts become active. About 20 s once built.
+e2e-prometheus: build envoy prometheus
+	$(E2E_ENV) $(OPS_PYTHON) e2e/test_prometheus.py
+
 # Regenerate examples/envoy from examples/envoy/policy.json (e2e checks they match).
 examples: mapsctl
 	$(E2E_ENV) python3 e2e/test_examples.py --regenerate
