@@ -44,6 +44,7 @@
 //! | `select` | cold-potato edge order, haversine, rendezvous hashing and link choice |
 //! | `classify` | the [`Classifier`], its [`Decision`] and [`Route`]s |
 //! | `explain` | a person-readable account of one decision |
+//! | `import/` | imports (SPEC §8): Azure, Service Tags and Microsoft 365 files into a policy, with a report |
 //! | `trace` | trace lines in, decision lines out (SPEC §5) |
 //!
 //! Features: `std` (default; `std::error::Error` impls), `synth` (synthetic policies
@@ -94,6 +95,7 @@ mod text;
 mod classify;
 mod compare;
 mod explain;
+mod import;
 mod parse;
 mod policy;
 mod select;
@@ -131,6 +133,13 @@ pub use diag::{
 };
 /// A person-readable account of one decision.
 pub use explain::{EdgeView, Explanation, PrefixMatch, SiteView};
+/// Imports (SPEC §8): Azure peering services and prefixes, Service Tags, Microsoft 365
+/// endpoints into a policy, with a report of what was taken, skipped and removed.
+pub use import::{
+    import_files, import_m365, import_service_tags, m365_categories, parse_import,
+    service_tag_names, written, AzureImport, ImportError, ImportFile, ImportKind, ImportOptions,
+    ImportReport, ImportSection, SectionKind, ServiceTagsFile, Written, DEFAULT_M365_CATEGORIES,
+};
 /// The built-in Azure Peering Service locations.
 pub use locations::{find as find_location, names as location_names, Location, LocationKind};
 /// Longest-prefix-match tables (IPv4 and IPv6), usable on their own.
