@@ -6,6 +6,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`envoy_config`] | `mapsctl envoy-config`: the Envoy bootstrap and ECDS files for a policy |
+//! | [`rollout`] | `mapsctl rollout`: one policy to a fleet of Envoys, canary first (the logic without I/O) |
 //! | [`replay`] | `mapsctl classify --engine plugin`: trace lines through the built proxy-wasm plugin, run in `host-harness` |
 //! | `cli` | argument parsing, exit codes, one module per subcommand |
 //!
@@ -14,6 +15,7 @@
 
 pub mod envoy_config;
 pub mod replay;
+pub mod rollout;
 
 mod cli;
 

@@ -21,6 +21,7 @@ mod envoy_config;
 mod explain;
 mod import;
 mod pack;
+mod rollout;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -183,6 +184,9 @@ enum Command {
     /// prefixes, Service Tags, Microsoft 365 endpoints (SPEC §8).
     #[command(subcommand)]
     Import(import::Source),
+    /// Roll a policy out to a fleet of Envoys: a canary first, then batches; a policy
+    /// refused or unhealthy on an edge is rolled back there and the rollout stops.
+    Rollout(Box<rollout::Args>),
     /// Decisions per second on a generated table: native and through the plugin.
     Bench {
         /// IPv4 prefixes in the table.
@@ -289,6 +293,7 @@ pub fn run() -> ExitCode {
             format,
         } => compare::what_if(&policy, &drain_edge, &drain_link, trace.as_deref(), format),
         Command::Import(source) => import::run(&source),
+        Command::Rollout(args) => rollout::run(&args),
         Command::Bench {
             lookups,
             plugin_requests,

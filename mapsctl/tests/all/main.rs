@@ -3,7 +3,8 @@
 //! - `cli`: the `mapsctl` binary (exit codes, formats, envoy-config);
 //! - `engine_cli`: `mapsctl classify --engine plugin`;
 //! - `plugin`: the real MAPS plugin (built by `make plugin`) in the harness;
-//! - `property`: random policies and flows, plugin vs native core.
+//! - `property`: random policies and flows, plugin vs native core;
+//! - `rollout`: `mapsctl rollout`'s refusals before it reaches an Envoy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod cli;
@@ -13,4 +14,5 @@ mod engine_cli;
 mod imports;
 mod plugin;
 mod property;
+mod rollout;
 mod scenarios;
