@@ -15,7 +15,19 @@
 //!     .map()                            ─▶ Policy (document, sites, candidates)
 //!     .whatIf({edges, links})           ─▶ policy_core::what_if    ─▶ WhatIf (RouteChange[])
 //!   diff(oldPolicy, newPolicy)          ─▶ policy_core::diff       ─▶ PolicyDiff | Error{report}
+//!   inspectImports(files)               ─▶ ImportKind::of, service_tag_names ─▶ ImportFileInfo[]
+//!   importFiles(policy, files, options) ─▶ policy_core::import_files + written ─▶ ImportResult
 //! ```
+//!
+//! Imports (SPEC §8): each file (`{name, text}`, the text a string or its bytes) is
+//! recognised by content, as `policy_core::ImportKind::of` says: Azure peering service
+//! and prefix bodies (all of them form one Azure import), a Service Tags file (the tags
+//! to take are `options.tags`: `inspectImports` lists the file's), a Microsoft 365
+//! endpoints response (`options.categories`, default Optimize and Allow). A bad file
+//! throws an `Error` named `ImportError` with `file` and `pointer` (JSON Pointer, `""`
+//! for the whole file); a base policy that is not a policy document, or an updated
+//! policy that would not validate, throws a `PolicyError` with its report (nothing is
+//! imported, as `mapsctl import` writes nothing).
 //!
 //! Errors: a bad option object or an unknown registration id throws a JS `Error`
 //! with a message (so does an unknown edge or link id in `whatIf`, naming it); an
@@ -343,6 +355,68 @@ export interface PolicyDiff {
   /** Registrations present in both whose route changes. */
   routes: RouteChange[];
 }
+
+/** What an import file is, told by its content. */
+export type ImportKind = "azure" | "service-tags" | "m365";
+
+/** One file to import: its name (in the report, errors and the policy's provenance)
+ * and its contents (JSON text, or the file's bytes). */
+export interface ImportInput {
+  name: string;
+  text: string | Uint8Array;
+}
+
+/** The choices of `importFiles`. */
+export interface ImportOptions {
+  /** The Service Tags to take (`values[].name`); required with a Service Tags file. */
+  tags?: string[];
+  /** The Microsoft 365 categories to take (any case); default `["Optimize", "Allow"]`. */
+  categories?: string[];
+  /** Leave out the endpoint sets marked `"required": false`. */
+  requiredOnly?: boolean;
+  /** How messages name the policy being updated (default `"the policy"`). */
+  policyName?: string;
+}
+
+/** What an import file is, before choosing (`inspectImports`). */
+export interface ImportFileInfo {
+  name: string;
+  kind: ImportKind;
+  /** A Service Tags file's tag names, in the file's order. */
+  tags?: string[];
+}
+
+export type ImportSectionKind = "read" | "took" | "skipped" | "removed";
+
+/** One line of an import's report and the items under it. */
+export interface ImportSection {
+  kind: ImportSectionKind;
+  text: string;
+  items: string[];
+}
+
+/** What `importFiles` gives. */
+export interface ImportResult {
+  /** The updated policy, exactly as `mapsctl import` writes it. */
+  policy: string;
+  /** Each file's kind, in the order given. */
+  kinds: ImportKind[];
+  /** What was taken, skipped and removed, and why, in order. */
+  report: ImportSection[];
+  /** The report as `mapsctl import` prints it on standard error (less its `wrote` line). */
+  text: string;
+  /** The validation of `policy` (valid; may carry warnings). */
+  validation: Report;
+}
+
+/** The `Error` thrown for a file that cannot be imported or a wrong choice. */
+export interface ImportError extends Error {
+  name: "ImportError";
+  /** The file at fault, when there is one. */
+  file: string | null;
+  /** JSON Pointer (RFC 6901) into `file`; `""` is the whole file. */
+  pointer: string | null;
+}
 "#;
 
 /// Options of `validate` and of the `PolicyEngine` constructor.
@@ -551,6 +625,174 @@ pub fn diff(
     let (old, _) = validated(&old_policy)?;
     let (new, _) = validated(&new_policy)?;
     Ok(to_js(&policy_core::diff(&old, &new))?)
+}
+
+// ---- imports (SPEC §8) ------------------------------------------------------------------
+
+/// The choices of `importFiles`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct ImportOptions {
+    tags: Option<Vec<String>>,
+    categories: Option<Vec<String>>,
+    required_only: Option<bool>,
+    policy_name: Option<String>,
+}
+
+const IMPORT_OPTIONS: &[&str] = &["tags", "categories", "requiredOnly", "policyName"];
+
+/// The files of `importFiles` / `inspectImports`: an array of `{name, text}` (text a
+/// string or a `Uint8Array`), as names and bytes.
+fn import_inputs(files: &JsValue, what: &'static str) -> Result<Vec<(String, Vec<u8>)>, WebError> {
+    let bad = |reason: String| WebError::BadOption { what, reason };
+    if !js_sys::Array::is_array(files) {
+        return Err(bad(String::from("expected an array of {name, text}")));
+    }
+    let arr: &js_sys::Array = files.unchecked_ref();
+    let mut out = Vec::with_capacity(arr.length() as usize);
+    for (i, f) in arr.iter().enumerate() {
+        if !f.is_object() {
+            return Err(bad(format!("file {i}: expected an object {{name, text}}")));
+        }
+        let get = |key: &str| js_sys::Reflect::get(&f, &JsValue::from_str(key)).ok();
+        let name = get("name")
+            .and_then(|n| n.as_string())
+            .ok_or_else(|| bad(format!("file {i}: `name` must be a string")))?;
+        let text = get("text").unwrap_or(JsValue::UNDEFINED);
+        let bytes = policy_bytes(&text).map_err(|_| {
+            bad(format!(
+                "file {i} ({name}): `text` must be a string or a Uint8Array"
+            ))
+        })?;
+        out.push((name, bytes));
+    }
+    Ok(out)
+}
+
+/// The `Error` thrown for an import that cannot be made: named `ImportError`, with the
+/// file at fault and the JSON Pointer (`null` when the error has none).
+fn import_error(e: &policy_core::ImportError) -> JsValue {
+    let err = js_sys::Error::new(&e.to_string());
+    err.set_name("ImportError");
+    let opt = |v: Option<&str>| v.map_or(JsValue::NULL, JsValue::from_str);
+    // Setting a property on a fresh Error object cannot fail; if it did, the Error
+    // would still carry the message.
+    let _ = js_sys::Reflect::set(&err, &JsValue::from_str("file"), &opt(e.file()));
+    let _ = js_sys::Reflect::set(&err, &JsValue::from_str("pointer"), &opt(e.pointer()));
+    err.into()
+}
+
+#[derive(Serialize)]
+struct ImportFileInfo<'a> {
+    name: &'a str,
+    kind: policy_core::ImportKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<Vec<String>>,
+}
+
+/// What each file is, before choosing what to take from it: its kind (told by
+/// content, as `importFiles` tells it) and, for a Service Tags file, its tag names.
+/// Throws an `ImportError` (with `file` and `pointer`) for a file that is not JSON, of
+/// no known kind, or a malformed Service Tags head.
+#[wasm_bindgen(js_name = "inspectImports", unchecked_return_type = "ImportFileInfo[]")]
+pub fn inspect_imports(
+    #[wasm_bindgen(unchecked_param_type = "ImportInput[]")] files: JsValue,
+) -> Result<JsValue, JsValue> {
+    let inputs = import_inputs(&files, "inspectImports files")?;
+    let mut out = Vec::with_capacity(inputs.len());
+    for (name, bytes) in &inputs {
+        let v = policy_core::parse_import(name, bytes).map_err(|e| import_error(&e))?;
+        let kind = policy_core::ImportKind::of(&v).ok_or_else(|| {
+            import_error(&policy_core::ImportError::UnknownKind { file: name.clone() })
+        })?;
+        let tags = match kind {
+            policy_core::ImportKind::ServiceTags => {
+                Some(policy_core::service_tag_names(name, &v).map_err(|e| import_error(&e))?)
+            }
+            _ => None,
+        };
+        out.push(ImportFileInfo { name, kind, tags });
+    }
+    Ok(to_js(&out)?)
+}
+
+#[derive(Serialize)]
+struct ImportResult<'a> {
+    policy: &'a str,
+    kinds: &'a [policy_core::ImportKind],
+    report: &'a [policy_core::ImportSection],
+    text: String,
+    validation: &'a Report,
+}
+
+/// Imports files into a policy, as `mapsctl import` does (SPEC §8), each file's kind
+/// told by its content: every Azure body together, then the Service Tags file
+/// (`options.tags`), then the Microsoft 365 response (`options.categories`,
+/// `options.requiredOnly`), at most one of each of the last two. Returns the updated
+/// policy text (exactly what `mapsctl import` writes), each file's kind and the
+/// report. Nothing leaves the module: the files are the caller's.
+///
+/// Throws an `ImportError` (with `file` and `pointer`) for a bad file or choice; a
+/// `PolicyError` (with the report) when `policy` is not a policy document, or when the
+/// updated policy would not validate (then nothing is imported).
+#[wasm_bindgen(js_name = "importFiles", unchecked_return_type = "ImportResult")]
+pub fn import_files(
+    #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] policy: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "ImportInput[]")] files: JsValue,
+    #[wasm_bindgen(js_name = "options", unchecked_optional_param_type = "ImportOptions")]
+    options_value: Option<JsValue>,
+) -> Result<JsValue, JsValue> {
+    let o: ImportOptions = options(options_value, "importFiles options", IMPORT_OPTIONS)?;
+    let mut choices = policy_core::ImportOptions::default();
+    if let Some(tags) = o.tags {
+        choices.tags = tags;
+    }
+    if let Some(c) = o.categories {
+        choices.categories = policy_core::m365_categories(&c).map_err(|e| import_error(&e))?;
+    }
+    choices.required_only = o.required_only.unwrap_or(false);
+    if let Some(n) = o.policy_name {
+        choices.policy_name = n;
+    }
+    let bytes = policy_bytes(&policy)?;
+    let mut doc = policy_core::parse_bytes(&bytes)
+        .map_err(|diags| policy_error(&Report::new(diags, None, false)))?;
+    drop(bytes);
+    let inputs = import_inputs(&files, "importFiles files")?;
+    let list: Vec<policy_core::ImportFile<'_>> = inputs
+        .iter()
+        .map(|(name, bytes)| policy_core::ImportFile { name, bytes })
+        .collect();
+    let mut report = policy_core::ImportReport::default();
+    let kinds = policy_core::import_files(&mut doc, &list, &choices, &mut report)
+        .map_err(|e| import_error(&e))?;
+    drop(list);
+    drop(inputs);
+    let w = policy_core::written(&doc).map_err(WebError::Convert)?;
+    if !w.report.valid {
+        // As `mapsctl import`: an updated policy that would not validate is refused.
+        let err = policy_error(&w.report);
+        let first = w.report.errors().next().map(ToString::to_string);
+        let message = format!(
+            "import refused: the updated policy would not validate ({} error{}){}",
+            w.report.errors,
+            if w.report.errors == 1 { "" } else { "s" },
+            first.map_or_else(String::new, |f| format!("; first: {f}"))
+        );
+        let _ = js_sys::Reflect::set(
+            &err,
+            &JsValue::from_str("message"),
+            &JsValue::from_str(&message),
+        );
+        return Err(err);
+    }
+    Ok(to_js(&ImportResult {
+        policy: &w.text,
+        kinds: &kinds,
+        report: &report.sections,
+        text: report.to_string(),
+        validation: &w.report,
+    })?)
 }
 
 /// The JSON shape of `mapsctl what-if --format json`.
@@ -943,6 +1185,20 @@ mod tests {
             .map(|s| s.as_str().to_string())
             .collect();
         assert_eq!(union("PrefixState"), rust);
+    }
+
+    #[test]
+    fn import_kinds_match_policy_core() {
+        let rust: Vec<String> = policy_core::ImportKind::ALL
+            .iter()
+            .map(|k| k.as_str().to_string())
+            .collect();
+        assert_eq!(union("ImportKind"), rust);
+        let rust: Vec<String> = policy_core::SectionKind::ALL
+            .iter()
+            .map(|k| k.as_str().to_string())
+            .collect();
+        assert_eq!(union("ImportSectionKind"), rust);
     }
 
     #[test]

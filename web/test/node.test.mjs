@@ -60,7 +60,9 @@ describe('package', () => {
       'readonly report: Report;',
       'readonly summary: Summary;',
       'whatIf(drain?: WhatIfOptions): WhatIf;',
-      'export function diff(oldPolicy: string | Uint8Array, newPolicy: string | Uint8Array): PolicyDiff;']) {
+      'export function diff(oldPolicy: string | Uint8Array, newPolicy: string | Uint8Array): PolicyDiff;',
+      'export function importFiles(policy: string | Uint8Array, files: ImportInput[], options?: ImportOptions): ImportResult;',
+      'export function inspectImports(files: ImportInput[]): ImportFileInfo[];']) {
       assert.ok(dts.includes(name), `missing in .d.ts: ${name}`);
     }
     // `InitOutput` (web target only) types the raw wasm exports, whose externref

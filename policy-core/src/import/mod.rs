@@ -40,8 +40,7 @@ use crate::m365::Category;
 use crate::model::PolicyDocument;
 
 /// What an input file is, told by its content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportKind {
     /// Peering service or peering service prefix bodies (an array of resources,
     /// `{"value": [...]}` or one resource with `properties`).
@@ -54,6 +53,9 @@ pub enum ImportKind {
 }
 
 impl ImportKind {
+    /// Every kind, in the order [`import_files`] applies them.
+    pub const ALL: [ImportKind; 3] = [ImportKind::Azure, ImportKind::ServiceTags, ImportKind::M365];
+
     /// `azure`, `service-tags` or `m365` (the `mapsctl import` subcommand and the
     /// provenance `kind`).
     pub const fn as_str(self) -> &'static str {
@@ -96,6 +98,12 @@ impl ImportKind {
             }
             _ => None,
         }
+    }
+}
+
+impl Serialize for ImportKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -298,8 +306,7 @@ impl fmt::Display for ImportError {
 impl std::error::Error for ImportError {}
 
 /// What a report line is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SectionKind {
     /// What was read.
     Read,
@@ -309,6 +316,32 @@ pub enum SectionKind {
     Skipped,
     /// What the policy held and no longer does.
     Removed,
+}
+
+impl SectionKind {
+    /// Every kind.
+    pub const ALL: [SectionKind; 4] = [
+        SectionKind::Read,
+        SectionKind::Took,
+        SectionKind::Skipped,
+        SectionKind::Removed,
+    ];
+
+    /// `read`, `took`, `skipped` or `removed`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SectionKind::Read => "read",
+            SectionKind::Took => "took",
+            SectionKind::Skipped => "skipped",
+            SectionKind::Removed => "removed",
+        }
+    }
+}
+
+impl Serialize for SectionKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// One line of an import's report and the items under it.

@@ -4,8 +4,8 @@
 import init, * as web from '../../../packages/maps-policy-web/maps_policy.js';
 import * as node from '../../../packages/maps-policy-node/maps_policy.js';
 import type {
-  Candidate, Decision, DiagnosticCode, Explanation, MapData, PolicyDiff, PolicyError, PrefixItem, Report,
-  RouteChange, Summary, WhatIf,
+  Candidate, Decision, DiagnosticCode, Explanation, ImportError, ImportFileInfo, ImportKind, ImportResult,
+  ImportSection, MapData, PolicyDiff, PolicyError, PrefixItem, Report, RouteChange, Summary, WhatIf,
 } from '../../../packages/maps-policy-node/maps_policy.js';
 
 export async function uses(policy: string, bytes: Uint8Array): Promise<void> {
@@ -87,6 +87,35 @@ export async function uses(policy: string, bytes: Uint8Array): Promise<void> {
   void [after, added, itemState, key, gone];
   engine.free();
   void [states, text, site, why, reason, primary, lines, cost, again];
+
+  const files = [{ name: 'prefixes.json', text: policy }, { name: 'tags.json', text: bytes }];
+  const info: ImportFileInfo[] = node.inspectImports(files);
+  const tagNames: string[] | undefined = info[0]?.tags;
+  const kind: ImportKind | undefined = info[0]?.kind;
+  const imported: ImportResult = node.importFiles(policy, files, { tags: ['AzureCloud'], categories: ['Optimize'] });
+  const newPolicy: string = imported.policy;
+  const section: ImportSection | undefined = imported.report[0];
+  const sectionKind: 'read' | 'took' | 'skipped' | 'removed' | undefined = section?.kind;
+  const valid: boolean = imported.validation.valid;
+  node.importFiles(bytes, files);
+  // @ts-expect-error tags is a list of names
+  node.importFiles(policy, files, { tags: 'AzureCloud' });
+  // @ts-expect-error a misspelt option
+  node.importFiles(policy, files, { requiredonly: true });
+  // @ts-expect-error a file has a name and a text
+  node.importFiles(policy, [{ text: policy }]);
+  // @ts-expect-error an import kind is one of three
+  const notKind: ImportKind = 'arm';
+  try {
+    node.importFiles(policy, files);
+  } catch (e) {
+    const err = e as ImportError;
+    const name: 'ImportError' = err.name;
+    const file: string | null = err.file;
+    const pointer: string | null = err.pointer;
+    void [name, file, pointer];
+  }
+  void [tagNames, kind, newPolicy, sectionKind, valid, notKind];
 
   try {
     new node.PolicyEngine(bytes, { strict: true }).free();
