@@ -207,7 +207,7 @@ chromium:
 
 test-web: web-site web-npm chromium
 	$(CARGO) clippy -p wasm-plugin --features web --target wasm32-unknown-unknown -- -D warnings
-	cd web && node --test test/node.test.mjs test/browser.test.mjs
+	cd web && node --test test/node.test.mjs test/import.test.mjs test/browser.test.mjs
 
 ## ---- LPM benches (maps-benches) ------------------------------------------------------
 # `make test` runs the benches' correctness checks, never timings: every criterion bench

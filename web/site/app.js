@@ -1,7 +1,9 @@
 // The MAPS policy page. Presentation only: every validation result and decision comes
 // from the WebAssembly module (policy-core), and nothing is sent anywhere: the page
 // reads files with the File API and its Content-Security-Policy forbids other origins.
-import init, { validate, PolicyEngine, version, diff } from './pkg/maps_policy.js';
+import init, {
+  validate, PolicyEngine, version, diff, importFiles, inspectImports,
+} from './pkg/maps_policy.js';
 import { LAND_PATH } from './world.js';
 
 const $ = (id) => document.getElementById(id);
@@ -39,7 +41,14 @@ const state = {
   drained: [], // edge ids drained on paper, in click order
   moves: null, // WhatIf of `drained` (engine.whatIf), when any is drained
   other: null, // { name, bytes } of the policy to compare with
+  imports: null, // files waiting to be imported: { files: [{name, bytes}], info, tagNames, tags }
+  undo: null, // { text, bytes } of the editor before the last import
 };
+
+/** The Service Tags taken when a file is first given: the README's example
+ * (`mapsctl import service-tags --tag AzureFrontDoor.FirstParty`). */
+const DEFAULT_TAGS = ['AzureFrontDoor.FirstParty'];
+const KIND_NAMES = { azure: 'Azure', 'service-tags': 'Service Tags', m365: 'Microsoft 365' };
 
 // ---- editor -------------------------------------------------------------------------
 
@@ -695,6 +704,144 @@ function renderDiff() {
     ] : null));
 }
 
+// ---- imports (mapsctl import, SPEC §8) ------------------------------------------------
+
+/** Adds files to those waiting to be imported (a file of the same name is replaced),
+ * after asking the module what each one is. A file it cannot tell is refused with its
+ * name (and where it broke), and the others stay. */
+async function addImportFiles(list) {
+  const added = await Promise.all([...list].map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) })));
+  if (!added.length) return;
+  const files = [...(state.imports?.files ?? []).filter((f) => !added.some((a) => a.name === f.name)), ...added];
+  let info;
+  try {
+    info = inspectImports(files.map((f) => ({ name: f.name, text: f.bytes })));
+  } catch (e) {
+    showImportError(e);
+    return;
+  }
+  const tagNames = info.find((i) => i.kind === 'service-tags')?.tags ?? [];
+  const names = new Set(tagNames);
+  const before = (state.imports?.tags ?? []).filter((t) => names.has(t));
+  state.imports = { files, info, tagNames, tags: before.length ? before : DEFAULT_TAGS.filter((t) => names.has(t)) };
+  $('import-result').replaceChildren();
+  renderImportPending();
+  $('import-run').focus();
+}
+
+function renderImportPending() {
+  const im = state.imports;
+  $('import-pending').hidden = !im;
+  if (!im) return;
+  const kinds = new Set(im.info.map((i) => i.kind));
+  $('import-files').replaceChildren(...im.info.map((i) => el('li', { dataset: { kind: i.kind, name: i.name } },
+    el('span', { class: 'kind' }, KIND_NAMES[i.kind]), i.name,
+    i.tags ? el('span', { class: 'muted' }, ` · ${plural(i.tags.length, 'tag')}`) : null)));
+  $('import-azure-note').hidden = !kinds.has('azure');
+  $('import-m365').hidden = !kinds.has('m365');
+  $('import-tags').hidden = !kinds.has('service-tags');
+  if (kinds.has('service-tags')) {
+    $('import-tag-count').textContent = `(${im.tags.length} of the file's ${im.tagNames.length})`;
+    $('import-tag-chips').replaceChildren(...im.tags.map((t) => el('span', { class: 'chip-tag', dataset: { tag: t } }, t,
+      el('button', { type: 'button', title: `leave ${t} out`, 'aria-label': `Remove ${t}`, onclick: () => { im.tags = im.tags.filter((x) => x !== t); renderImportPending(); } }, '×'))));
+    const list = $('import-tag-list');
+    if (list.dataset.for !== String(im.tagNames.length)) {
+      list.replaceChildren(...im.tagNames.map((t) => el('option', { value: t })));
+      list.dataset.for = String(im.tagNames.length);
+    }
+  }
+  $('import-run').disabled = kinds.has('service-tags') && !im.tags.length;
+}
+
+/** Adds the tag typed (a name of the file, in any case). */
+function addTag() {
+  const im = state.imports;
+  const input = $('import-tag-input');
+  const typed = input.value.trim();
+  if (!im || !typed) return;
+  const name = im.tagNames.find((t) => t === typed) ?? im.tagNames.find((t) => t.toLowerCase() === typed.toLowerCase());
+  if (!name) {
+    input.setCustomValidity(`no tag ${typed} in the file`);
+    input.reportValidity();
+    return;
+  }
+  input.setCustomValidity('');
+  if (!im.tags.includes(name)) im.tags.push(name);
+  input.value = '';
+  renderImportPending();
+}
+
+/** Imports the waiting files into the policy in the editor; the editor, and so the
+ * report, map and tester, then show the updated policy. */
+function runImport() {
+  const im = state.imports;
+  if (!im) return;
+  if (!ta.value.trim()) {
+    showImportError(new Error('Load or paste the policy to update first: an import updates the policy in the editor.'));
+    return;
+  }
+  const categories = [...$('import-m365').querySelectorAll('input[name="category"]:checked')].map((i) => i.value);
+  let r;
+  try {
+    r = importFiles(state.bytes ?? ta.value, im.files.map((f) => ({ name: f.name, text: f.bytes })), {
+      tags: im.tags,
+      categories,
+      requiredOnly: $('import-required-only').checked,
+      policyName: 'the policy in the editor',
+    });
+  } catch (e) {
+    showImportError(e);
+    return;
+  }
+  state.undo = { text: ta.value, bytes: state.bytes };
+  state.imports = null;
+  renderImportPending();
+  loadText(r.policy);
+  showImportReport(r, im.files.map((f) => f.name));
+}
+
+function showImportReport(r, names) {
+  const v = r.validation;
+  const kinds = [...new Set(r.kinds)].map((k) => KIND_NAMES[k]).join(', ');
+  const box = $('import-result');
+  box.dataset.state = 'done';
+  box.replaceChildren(
+    el('div', { class: 'import-done' },
+      `Imported ${plural(names.length, 'file')} (${kinds}) into the policy: valid, ${plural(v.warnings, 'warning')}.`,
+      el('button', { type: 'button', class: 'btn', id: 'import-undo', onclick: undoImport }, 'Undo')),
+    el('ul', { class: 'import-report', id: 'import-report' }, r.report.map((sec) => el('li', { dataset: { kind: sec.kind } },
+      sec.text, sec.items.length ? el('ul', {}, sec.items.map((i) => el('li', {}, i))) : null))));
+}
+
+function undoImport() {
+  const u = state.undo;
+  if (!u) return;
+  state.undo = null;
+  ta.value = u.text;
+  state.bytes = u.bytes;
+  run();
+  const box = $('import-result');
+  box.dataset.state = 'undone';
+  box.replaceChildren(p('The import was undone: the editor holds the policy as it was.', 'muted'));
+}
+
+/** An import refused: the file and the JSON Pointer when the module names them, or the
+ * updated policy's errors. */
+function showImportError(e) {
+  const box = $('import-result');
+  box.dataset.state = 'error';
+  const parts = [el('div', { class: 'msg' }, e.message ?? String(e))];
+  if (e.name === 'ImportError' && e.file != null) {
+    parts.push(el('div', { class: 'where', dataset: { file: e.file, pointer: e.pointer ?? '' } },
+      `file ${e.file}${e.pointer != null ? ` · at ${e.pointer === '' ? '/' : e.pointer}` : ''}`));
+  }
+  if (e.name === 'PolicyError' && e.report) {
+    const errors = e.report.diagnostics.filter((d) => d.severity === 'error');
+    parts.push(el('ul', {}, errors.slice(0, 8).map((d) => el('li', { dataset: { code: d.code } }, `${d.path || '/'}: ${d.message} (${d.code})`))));
+  }
+  box.replaceChildren(el('div', { class: 'import-error', role: 'alert', dataset: { name: e.name ?? 'Error' } }, parts));
+}
+
 // ---- wiring ------------------------------------------------------------------------
 
 async function loadText(text) {
@@ -756,6 +903,23 @@ async function main() {
     e.target.value = '';
   });
   $('diff-close').addEventListener('click', () => { state.other = null; renderDiff(); });
+  $('import-file').addEventListener('change', async (e) => {
+    await addImportFiles(e.target.files ?? []);
+    e.target.value = '';
+  });
+  const dz = $('dropzone');
+  dz.addEventListener('dragover', (e) => { e.preventDefault(); dz.classList.add('drop'); });
+  dz.addEventListener('dragleave', () => dz.classList.remove('drop'));
+  dz.addEventListener('drop', async (e) => {
+    e.preventDefault();
+    dz.classList.remove('drop');
+    await addImportFiles(e.dataTransfer?.files ?? []);
+  });
+  $('import-run').addEventListener('click', runImport);
+  $('import-clear').addEventListener('click', () => { state.imports = null; renderImportPending(); $('import-result').replaceChildren(); });
+  $('import-tag-add').addEventListener('click', addTag);
+  $('import-tag-input').addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); addTag(); } });
+  $('import-tag-input').addEventListener('input', (e) => e.target.setCustomValidity(''));
   $('tester').addEventListener('submit', (e) => { e.preventDefault(); classify(); });
   for (const b of $('zoom').querySelectorAll('button')) {
     b.addEventListener('click', () => {

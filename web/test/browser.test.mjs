@@ -342,6 +342,143 @@ test('categories (fixtures/categories): each decision shows its Microsoft 365 ca
   assert.ok(golden.some((g) => g.category === 'Optimize') && golden.some((g) => g.category === 'Allow'));
 });
 
+// ---- imports: the files a user drops, as `mapsctl import` takes them ----------------------
+
+const IMPORTS = join(ROOT, 'fixtures/imports');
+/** A CLI golden (made from the repository root) as the page shows it: the page knows
+ * a file by its name only, and calls the policy "the policy in the editor". */
+const asShown = (text) => text.replaceAll('fixtures/imports/azure/', '').replaceAll('fixtures/imports/', '');
+const goldenPolicy = (stem) => {
+  const doc = JSON.parse(fixture('imports', `${stem}.golden.json`));
+  for (const pr of doc.provenance ?? []) pr.files = pr.files.map(asShown);
+  return doc;
+};
+/** The CLI's report less its `wrote ...` line. */
+const goldenReport = (stem) => asShown(fixture('imports', `${stem}.golden.txt`).replace(/[^\n]*\n$/, ''));
+/** The report as shown: each line, its items indented by two spaces (mapsctl's form). */
+const shownReport = () => page.$$eval('#import-report > li', (lis) => lis.map((li) => `${li.firstChild.textContent}\n${
+  [...li.querySelectorAll('li')].map((i) => `  ${i.textContent}\n`).join('')}`).join(''));
+
+async function openBase() {
+  await page.setInputFiles('#file', join(IMPORTS, 'base-policy.json'));
+  await page.waitForFunction(() => document.querySelector('#policy').value.includes('peering_location'));
+  await waitStatus('warnings');
+}
+
+async function importNow() {
+  await page.click('#import-run');
+  await page.waitForSelector('#import-result[data-state="done"], #import-result[data-state="error"]');
+}
+
+test('import: the Azure files onto the base policy give the CLI golden policy and report; the page refreshes; nothing is fetched', async () => {
+  await openBase();
+  const base = fixture('imports', 'base-policy.json');
+  const asked = requests.length;
+  await page.setInputFiles('#import-file', ['peering-services.json', 'prefixes.json', 'lamna-co.json'].map((f) => join(IMPORTS, 'azure', f)));
+  await page.waitForSelector('#import-pending', { state: 'visible' });
+  assert.deepEqual(await page.$$eval('#import-files li', (lis) => lis.map((li) => `${li.dataset.kind} ${li.dataset.name}`)),
+    ['azure peering-services.json', 'azure prefixes.json', 'azure lamna-co.json']);
+  assert.equal(await page.isVisible('#import-azure-note'), true);
+  assert.equal(await page.isVisible('#import-tags'), false);
+  await importNow();
+  assert.equal(await page.getAttribute('#import-result', 'data-state'), 'done');
+  assert.deepEqual(JSON.parse(await page.inputValue('#policy')), goldenPolicy('azure'));
+  assert.equal(await shownReport(), goldenReport('azure'));
+  assert.match(await page.textContent('.import-done'), /^Imported 3 files \(Azure\) into the policy: valid, 1 warning\./);
+  // The text is the one the module writes (checked against the CLI goldens by node).
+  const want = maps.importFiles(base, ['peering-services.json', 'prefixes.json', 'lamna-co.json']
+    .map((f) => ({ name: f, text: readFileSync(join(IMPORTS, 'azure', f)) })), { policyName: 'the policy in the editor' });
+  assert.equal(await page.inputValue('#policy'), want.policy);
+  // Validation, the map and the tester follow the updated policy.
+  await waitStatus('warnings');
+  await page.waitForSelector('#map [data-reg="lamna-co"]');
+  assert.equal(await page.locator('#map [data-reg="margie-fl"]').count(), 0);
+  assert.equal(await page.inputValue('#policy'), want.policy);
+  await classifyIn({ src: '40.112.8.1', host: 'outlook.office365.com' });
+  assert.equal(JSON.parse(await page.textContent('#decision-json')).registration, 'wingtip-tx');
+  assert.equal(await page.isVisible('#import-pending'), false);
+  await page.locator('.import-panel').screenshot({ path: join(SHOTS, 'import-azure.png') });
+  // The files were read in the page: nothing was asked of any server.
+  assert.deepEqual(requests.slice(asked), []);
+  // Undo puts the policy back.
+  await page.click('#import-undo');
+  await page.waitForSelector('#import-result[data-state="undone"]');
+  assert.equal(await page.inputValue('#policy'), base);
+});
+
+test('import: the Service Tags file offers its tags (AzureFrontDoor.FirstParty first); the chosen ones give the CLI golden', async () => {
+  await openBase();
+  const asked = requests.length;
+  await page.setInputFiles('#import-file', join(IMPORTS, 'ServiceTags_Public_20250728.json'));
+  await page.waitForSelector('#import-tags', { state: 'visible' });
+  assert.deepEqual(await page.$$eval('#import-tag-chips [data-tag]', (xs) => xs.map((x) => x.dataset.tag)), ['AzureFrontDoor.FirstParty']);
+  assert.equal(await page.textContent('#import-tag-count'), "(1 of the file's 2967)");
+  assert.equal(await page.locator('#import-tag-list option').count(), 2967);
+  assert.equal(await page.getAttribute('#import-files li', 'data-kind'), 'service-tags');
+  // A tag typed in another case is the file's; one the file lacks is refused.
+  await page.fill('#import-tag-input', 'azureactivedirectory');
+  await page.press('#import-tag-input', 'Enter');
+  await page.fill('#import-tag-input', 'NoSuchTag');
+  await page.click('#import-tag-add');
+  assert.deepEqual(await page.$$eval('#import-tag-chips [data-tag]', (xs) => xs.map((x) => x.dataset.tag)),
+    ['AzureFrontDoor.FirstParty', 'AzureActiveDirectory']);
+  await importNow();
+  assert.deepEqual(JSON.parse(await page.inputValue('#policy')), goldenPolicy('service-tags'));
+  assert.equal(await shownReport(), goldenReport('service-tags'));
+  await waitStatus('warnings');
+  assert.deepEqual(requests.slice(asked), []);
+});
+
+test('import: the Microsoft 365 endpoints with the default categories (Optimize, Allow) give the CLI golden', async () => {
+  await openBase();
+  await page.setInputFiles('#import-file', join(IMPORTS, 'm365-endpoints-worldwide.2024.json'));
+  await page.waitForSelector('#import-m365', { state: 'visible' });
+  assert.deepEqual(await page.$$eval('#import-m365 input[name="category"]:checked', (xs) => xs.map((x) => x.value)), ['Optimize', 'Allow']);
+  await importNow();
+  assert.deepEqual(JSON.parse(await page.inputValue('#policy')), goldenPolicy('m365'));
+  assert.equal(await shownReport(), goldenReport('m365'));
+  await waitStatus('warnings');
+  // The tester sees the new categories: Exchange Online (Optimize) from a registered source.
+  await classifyIn({ src: '20.33.0.5', host: 'outlook.office365.com' });
+  assert.equal(await page.textContent('[data-field="category"]'), 'Optimize');
+});
+
+test('import: a damaged file shows the error with its file and JSON Pointer; the policy is unchanged', async () => {
+  await openBase();
+  const before = await page.inputValue('#policy');
+  const v = JSON.parse(fixture('imports', 'azure', 'prefixes.json'));
+  v.value[3].properties.prefix = 42;
+  // Files given one after the other wait together.
+  await page.setInputFiles('#import-file', join(IMPORTS, 'azure', 'peering-services.json'));
+  await page.waitForSelector('#import-pending', { state: 'visible' });
+  await page.setInputFiles('#import-file', { name: 'prefixes.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(v, null, 2)) });
+  await page.waitForFunction(() => document.querySelectorAll('#import-files li').length === 2);
+  await importNow();
+  assert.equal(await page.getAttribute('#import-result', 'data-state'), 'error');
+  assert.equal(await page.getAttribute('.import-error .where', 'data-file'), 'prefixes.json');
+  assert.equal(await page.getAttribute('.import-error .where', 'data-pointer'), '/value/3/properties/prefix');
+  assert.equal(await page.textContent('.import-error .where'), 'file prefixes.json · at /value/3/properties/prefix');
+  assert.equal(await page.textContent('.import-error .msg'), 'prefixes.json: at /value/3/properties/prefix: expected a string, found a number');
+  assert.equal(await page.inputValue('#policy'), before);
+  await page.locator('.import-panel').screenshot({ path: join(SHOTS, 'import-error.png') });
+  // A file cut short is refused as soon as it is given, with line and column; the
+  // files waiting stay as they were.
+  const cut = fixture('imports', 'azure', 'lamna-co.json').slice(0, 200);
+  await page.setInputFiles('#import-file', { name: 'cut.json', mimeType: 'application/json', buffer: Buffer.from(cut) });
+  await page.waitForSelector('#import-result[data-state="error"] .where[data-file="cut.json"]');
+  assert.equal(await page.getAttribute('.import-error .where', 'data-pointer'), '');
+  assert.match(await page.textContent('.import-error .msg'), /^cut\.json:\d+:\d+: at \/: not JSON/);
+  assert.equal(await page.locator('#import-files li').count(), 2);
+  // The published examples import, but the policy they make would not validate: refused.
+  await page.click('#import-clear');
+  await page.setInputFiles('#import-file', join(IMPORTS, 'azure-examples', 'peering-service.json'));
+  await importNow();
+  assert.equal(await page.getAttribute('.import-error', 'data-name'), 'ImportError');
+  assert.match(await page.textContent('.import-error .msg'), /no peering service of Contoso Networks \(the provider of the policy in the editor\)/);
+  assert.equal(await page.inputValue('#policy'), before);
+  await page.click('#import-clear');
+});
+
 test('the page asked nothing of any other origin and logged no error', () => {
   const foreign = requests.filter((u) => !u.startsWith(site.url) && !u.startsWith('data:'));
   assert.deepEqual(foreign, []);

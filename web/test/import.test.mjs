@@ -79,6 +79,7 @@ describe('importFiles: the same policy and report as mapsctl import (fixtures/im
     const mb = (bytes.length / 1e6).toFixed(1);
     t.diagnostic(`Service Tags file (${mb} MB, 2967 tags): inspectImports ${(t1 - t0).toFixed(0)} ms, ` +
       `importFiles from text ${(t2 - t1).toFixed(0)} ms, from bytes ${(t4 - t3).toFixed(0)} ms`);
+  });
 
   test('m365: the default categories, Optimize and Allow (m365.golden.*)', () => {
     const r = importFiles(base, [file(M365)], { policyName: BASE });
