@@ -109,6 +109,28 @@ e2e-faults: build envoy
 e2e-hostile: build envoy
 	$(E2E_ENV) python3 e2e/test_hostile_push.py
 
+# The Istio and Envoy Gateway examples (issue 12): exactly what `mapsctl manifests`
+# generates, valid against the published CRDs in fixtures/crds (strict: unknown fields
+# rejected; the CEL rules our resources meet), the validator shown to reject misspelt
+# fields and wrong types, and the plugin (in the harness) fed the policy as each control
+# plane re-serialises it. Python jsonschema and PyYAML in the .venv (idempotent).
+.PHONY: manifests test-manifests manifests-venv
+JSONSCHEMA_VERSION := 4.26.0
+PYYAML_VERSION := 6.0.3
+manifests-venv:
+	@[ -x $(VENV)/bin/python3 ] || python3 -m venv $(VENV)
+	@$(VENV)/bin/python3 -m pip show jsonschema 2>/dev/null | grep -qx 'Version: $(JSONSCHEMA_VERSION)' \
+	  || $(VENV)/bin/python3 -m pip install -q 'jsonschema==$(JSONSCHEMA_VERSION)'
+	@$(VENV)/bin/python3 -m pip show PyYAML 2>/dev/null | grep -qx 'Version: $(PYYAML_VERSION)' \
+	  || $(VENV)/bin/python3 -m pip install -q 'PyYAML==$(PYYAML_VERSION)'
+
+test-manifests: build manifests-venv
+	$(E2E_ENV) $(VENV)/bin/python3 e2e/test_manifests.py
+
+# Regenerate examples/istio and examples/envoy-gateway from examples/envoy/policy.json.
+manifests: mapsctl manifests-venv
+	$(E2E_ENV) $(VENV)/bin/python3 e2e/test_manifests.py --regenerate
+
 # What Envoy does with traffic when a plugin's VM traps (issue 12): for FAIL_CLOSED,
 # FAIL_OPEN, FAIL_RELOAD and the unset policy, a real Envoy with e2e/trap-filter (traps on
 # `x-trap: 1`); normal requests, a trap, normal requests; status, cluster, VM and wasm.*
@@ -151,9 +173,11 @@ test-ops: prometheus
 e2e-prometheus: build envoy prometheus
 	$(E2E_ENV) $(OPS_PYTHON) e2e/test_prometheus.py
 
-# Regenerate examples/envoy from examples/envoy/policy.json (e2e checks they match).
+# Regenerate examples/envoy from examples/envoy/policy.json (e2e checks they match), and
+# examples/istio, examples/envoy-gateway (make manifests).
 examples: mapsctl
 	$(E2E_ENV) python3 e2e/test_examples.py --regenerate
+	$(E2E_ENV) python3 e2e/test_manifests.py --regenerate
 
 ## ---- web: the browser and Node module, the static page (issue 5) -----------------
 # wasm-bindgen's CLI must be exactly the version of the `wasm-bindgen` crate.

@@ -20,6 +20,7 @@ mod compare;
 mod envoy_config;
 mod explain;
 mod import;
+mod manifests;
 mod pack;
 mod rollout;
 mod validate;
@@ -108,6 +109,9 @@ enum Command {
     /// Generate the Envoy configuration for a policy: a cluster per edge, an aggregate
     /// cluster per primary/backup pair, the plugin through ECDS files (hot reload).
     EnvoyConfig(envoy_config::Args),
+    /// Generate the Istio WasmPlugin or Envoy Gateway EnvoyExtensionPolicy resources
+    /// that deliver the plugin and a policy through that control plane (YAML).
+    Manifests(Box<manifests::Args>),
     /// Rewrite a policy with its prefixes in the compact `prefix_table` encoding
     /// (for large tables: far less memory per proxy-wasm VM than JSON).
     Pack {
@@ -260,6 +264,7 @@ pub fn run() -> ExitCode {
             format,
         } => explain::run(&policy, &address, dst.as_deref(), host.as_deref(), format),
         Command::EnvoyConfig(args) => envoy_config::run(&args),
+        Command::Manifests(args) => manifests::run(&args),
         Command::Pack { policy, out } => pack::pack(&policy, out.as_deref()),
         Command::Gen {
             prefixes,

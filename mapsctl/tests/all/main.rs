@@ -12,6 +12,7 @@ mod common;
 mod compare;
 mod engine_cli;
 mod imports;
+mod manifests;
 mod plugin;
 mod property;
 mod rollout;
