@@ -6,7 +6,8 @@ the default path). Bounded request streams run through all three for the whole t
 every request is counted with its Envoy, its client, its status and the link that
 answered.
 
-  1. invalid   `mapsctl rollout` of an invalid policy: exit 1, no ECDS file changed.
+  1. invalid   `mapsctl rollout` of an invalid policy, then of a valid one routing to a
+               cluster the running bootstraps lack: exit 1, no ECDS file changed.
   2. good      policy v2 = the demo plus one registration (a new prefix, pinned to an
                edge pair the bootstraps have): canary, then a batch of two. Every Envoy
                serves v2 (ECDS version text and the plugin's gauge), and the new
@@ -16,6 +17,8 @@ answered.
                rollout stops at the canary (exit 3, outcome unhealthy-rolled-back), the
                canary serves v2 again with its v2 ECDS files back byte for byte, the
                other two Envoys were never touched (files, ECDS update counters).
+  4. large     v2 with 100,000 more prefixes (more than 4 MiB of policy text, more than a
+               gRPC xDS message may carry): rolled out like v2, through the ECDS files.
 
 Asserted throughout: no request lost (every one answered 200 by a link server), and
 every answer on the two non-canary Envoys from a link of the decided edge (or the
@@ -64,6 +67,7 @@ NEW_CLIENT = ("45.67.0.10", "outlook.office365.com")  # the v2 registration's cu
 SETTLE_S = "3"
 TIMEOUT_S = "30"
 MAX_SECONDS = 300.0  # the streams' hard bound
+LARGE_PREFIXES = 100_000
 
 
 def say(line: str) -> None:
@@ -219,6 +223,29 @@ class Fleet:
                 out.append({"internet"})
         return out
 
+    def policy_with_new_pair(self, v2: dict) -> Path:
+        """v2 with the fleet-v2 registration pinned to an edge pair whose cluster the
+        running bootstraps lack (asked of `mapsctl envoy-config`, into a scratch dir)."""
+        assert self.tmp is not None
+        m = self.members[0]
+        have = {c["name"] for c in m.plan["clusters"]}
+        ids = [e["id"] for e in v2["edges"]]
+        for primary, backup in [(a, b) for a in reversed(ids) for b in ids if a != b][:40]:
+            pair = copy.deepcopy(v2)
+            reg = next(r for r in pair["registrations"] if r["id"] == "fleet-v2")
+            reg["primary_edge"], reg["backup_edge"] = primary, backup
+            path = self.tmp / "policy-new-pair.json"
+            path.write_text(json.dumps(pair, indent=1))
+            scratch = self.tmp / "scratch"
+            args = m.config_args(path)
+            args[args.index("--out") + 1] = str(scratch)
+            r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, f"mapsctl envoy-config {path.name}: {r.stdout}{r.stderr}"
+            route = json.loads((scratch / "plan.json").read_text())["registrations"]["fleet-v2"]
+            if route and route["cluster"] not in have:
+                return path
+        raise AssertionError("every edge pair tried has a cluster in the bootstraps")
+
     def clients(self) -> list[tuple[str, str]]:
         """IPv4 clients of the demo trace, as the plain listener gets them (x-forwarded-for),
         at most two per registration, plus two that are not MAPS."""
@@ -284,6 +311,24 @@ class Fleet:
         p_bad = self.tmp / "policy-invalid.json"
         p_bad.write_text(json.dumps(bad, indent=1))
 
+        # v2 with LARGE_PREFIXES more /24s in the new registration (44-47.0.0.0/8, which
+        # no demo registration uses): more than 4 MiB of policy text.
+        large = copy.deepcopy(v2)
+        reg = next(r for r in large["registrations"] if r["id"] == "fleet-v2")
+        reg["prefixes"] += [
+            {"prefix": f"{44 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}.0/24", "state": "Verified"}
+            for i in range(LARGE_PREFIXES) if f"{44 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}.0/24" != "45.67.0.0/24"
+        ]
+        p_large = self.tmp / "policy-large.json"
+        p_large.write_text(json.dumps(large))
+        assert p_large.stat().st_size > 4 * 1024 * 1024, p_large.stat().st_size
+        r = self.mapsctl("validate", str(p_large))
+        assert r.returncode == 0, f"mapsctl validate {p_large.name}: {r.stdout[-2000:]}{r.stderr[-2000:]}"
+
+        # A policy whose new registration needs an edge pair no bootstrap has (its
+        # cluster, as mapsctl names it, is not among the running ones).
+        p_pair = self.policy_with_new_pair(v2)
+
         clients = self.clients()
         exp2 = self.expected(p2, clients)
         exp1 = self.expected(POLICY, clients)
@@ -310,6 +355,13 @@ class Fleet:
             assert "unknown-state" in err, err
             assert [m.ecds_files() for m in self.members] == files0, "an invalid policy was written"
             say("rollout of an invalid policy: exit 1, nothing written")
+            # A valid policy routing to a cluster the running bootstraps lack (a new
+            # edge pair): refused at the pre-flight, before anything is written.
+            code, report, err, _ = self.rollout(p_pair)
+            assert code == 1, f"missing cluster: exit {code}\n{err}"
+            assert "lacks" in err and "nothing was written" in err, err
+            assert [m.ecds_files() for m in self.members] == files0, "a policy was written"
+            say("rollout of a policy needing a cluster the Envoys lack: exit 1, nothing written")
 
             # 2. good rollout.
             t_good = traffic.now()
@@ -368,6 +420,26 @@ class Fleet:
                 r = request(self.members[0].http_port, src, host)
                 assert r.status == 200 and self.members[0].edge_of(r.link) in exp, (src, host, r, exp)
             time.sleep(1.0)
+
+            # 4. large: v2 with LARGE_PREFIXES more prefixes, a policy text larger than a
+            # gRPC xDS message may be (4 MiB): it travels in the ECDS files.
+            t_large = traffic.now()
+            code, report, err, took = self.rollout(p_large)
+            assert code == 0, f"large rollout: exit {code}\n{err}\n{json.dumps(report, indent=1)}"
+            assert [e["outcome"] for e in report["edges"]] == ["updated"] * 3, report["edges"]
+            for m in self.members:
+                assert m.served() == (report["version"], report["version_gauge"]), m.admin_url
+                assert max(len(b) for b in m.ecds_files().values()) > p_large.stat().st_size
+            say(f"large rollout ({p_large.stat().st_size / 1e6:.1f} MB policy, "
+                f"{LARGE_PREFIXES} more prefixes; ECDS files "
+                f"{max(len(b) for b in self.members[0].ecds_files().values()) / 1e6:.1f} MB): {took:.1f} s in all; "
+                f"served after the write: "
+                + ", ".join(f"{e['step']} {e['seconds_to_serve']:.2f} s" for e in report["edges"]))
+            time.sleep(1.0)
+            for m in self.members:  # the new registration's prefixes take MAPS
+                r = request(m.http_port, "44.1.2.3", NEW_CLIENT[1])
+                assert r.status == 200 and m.edge_of(r.link) in (d_new_v2["edge"], d_new_v2.get("backup")), r
+            t_large_end = traffic.now()
         finally:
             traffic.stop()
 
@@ -387,7 +459,8 @@ class Fleet:
                 f"lost {sum(1 for r in lost if r[0] == i)}, "
                 f"off the expected route {sum(1 for r in misrouted if r[0] == i)}")
         say(f"traffic in all: sent {len(recs)}, lost {len(lost)}; during the good rollout "
-            f"{sum(1 for r in recs if t_good <= r[1] <= t_good_end)} requests; the canary sent "
+            f"{sum(1 for r in recs if t_good <= r[1] <= t_good_end)} requests, during the large one "
+            f"{sum(1 for r in recs if t_large <= r[1] <= t_large_end)}; the canary sent "
             f"{len(canary_bad)} requests to the default path while it served the bad policy")
         assert not lost, f"lost requests: {dict(traffic.errors)}"
         assert len(recs) > 500, len(recs)

@@ -867,8 +867,12 @@ fn text_report(
     message: &str,
     total: f64,
 ) -> String {
-    let pct = |w: Option<Window>, f: fn(&Window) -> f64| {
-        w.map_or_else(|| String::from("-"), |w| format!("{:.1}%", f(&w) * 100.0))
+    let pct = |w: Window, f: fn(&Window) -> f64| format!("{:.1}%", f(&w) * 100.0);
+    // "before->after" of a ratio; "-" when the edge had no health window.
+    let change = |e: &Edge, f: fn(&Window) -> f64| match (e.before, e.after) {
+        (Some(b), Some(a)) => format!("{}->{}", pct(b, f), pct(a, f)),
+        (Some(b), None) => format!("{}->-", pct(b, f)),
+        _ => String::from("-"),
     };
     let mut out = format!(
         "rollout of {} (version {}): {outcome} in {total:.1} s\n",
@@ -896,16 +900,8 @@ fn text_report(
                 .map_or_else(|| String::from("-"), |t| format!("{t:.2}s")),
             e.after
                 .map_or_else(|| String::from("-"), |w| w.requests.to_string()),
-            format!(
-                "{}->{}",
-                pct(e.before, Window::ratio_5xx),
-                pct(e.after, Window::ratio_5xx)
-            ),
-            format!(
-                "{}->{}",
-                pct(e.before, Window::ratio_watched),
-                pct(e.after, Window::ratio_watched)
-            ),
+            change(e, Window::ratio_5xx),
+            change(e, Window::ratio_watched),
             e.outcome.as_str()
         ));
         if !e.reason.is_empty() {

@@ -109,13 +109,7 @@ fn rollout_to_an_edge_whose_admin_does_not_answer_exits_2_and_writes_nothing() {
     let before = g.files();
     let admin = closed_admin();
     let edge = format!("{admin}={}", g.xds());
-    let o = mapsctl(&[
-        "rollout",
-        "--policy",
-        POLICY,
-        "--edge",
-        &edge,
-    ]);
+    let o = mapsctl(&["rollout", "--policy", POLICY, "--edge", &edge]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(code(&o), 2, "{err}");
     assert!(err.contains(&admin) && err.contains("no answer"), "{err}");
@@ -127,13 +121,7 @@ fn rollout_to_an_edge_whose_admin_does_not_answer_exits_2_and_writes_nothing() {
 fn rollout_to_a_directory_without_ecds_files_names_it() {
     let g = Generated::new("noecds");
     let edge = format!("{}={}", closed_admin(), g.dir.display());
-    let o = mapsctl(&[
-        "rollout",
-        "--policy",
-        POLICY,
-        "--edge",
-        &edge,
-    ]);
+    let o = mapsctl(&["rollout", "--policy", POLICY, "--edge", &edge]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(code(&o), 2, "{err}");
     assert!(
