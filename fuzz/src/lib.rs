@@ -204,9 +204,22 @@ pub fn check_trace(data: &[u8]) {
     });
 }
 
-/// The targets that need the harness or mapsctl (feature `harness`).
-#[cfg(feature = "harness")]
-mod harness {
+/// The plugin the fuzz targets run or name: `$MAPS_PLUGIN_WASM`, else the repository's
+/// `target/wasm32-wasip1/plugin/maps_plugin.wasm` (`make plugin`).
+pub fn plugin_path() -> std::path::PathBuf {
+    match std::env::var_os("MAPS_PLUGIN_WASM") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/wasm32-wasip1/plugin/maps_plugin.wasm"
+        )),
+    }
+}
+
+/// `plugin_request`: the plugin in host-harness (feature `plugin`: wasmtime, built with
+/// libFuzzer's instrumentation, over ten minutes cold on two cores).
+#[cfg(feature = "plugin")]
+mod plugin {
     use std::cell::RefCell;
     use std::collections::BTreeMap;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -215,9 +228,7 @@ mod harness {
     use arbitrary::Arbitrary;
     use serde_json::Value;
 
-    use super::{prefix_addresses, DEMO_POLICY};
-
-    // ---- plugin_request ------------------------------------------------------------------
+    use super::{plugin_path, prefix_addresses, DEMO_POLICY};
 
     /// An address as text: mostly real addresses (some inside the demo's prefixes), with or
     /// without a port, and sometimes any text at all.
@@ -299,18 +310,6 @@ mod harness {
         pub authority: Option<AddrText>,
         pub authority_name: Option<String>,
         pub headers: Vec<ExtraHeader>,
-    }
-
-    /// The plugin the fuzz target runs: `$MAPS_PLUGIN_WASM`, else the repository's
-    /// `target/wasm32-wasip1/plugin/maps_plugin.wasm` (`make plugin`).
-    pub fn plugin_path() -> PathBuf {
-        match std::env::var_os("MAPS_PLUGIN_WASM") {
-            Some(p) => PathBuf::from(p),
-            None => PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../target/wasm32-wasip1/plugin/maps_plugin.wasm"
-            )),
-        }
     }
 
     /// The demo policy with its client rule replaced (`None`: `source`).
@@ -479,8 +478,21 @@ mod harness {
         assert_eq!(out.header(&names.class), Some(d.class().as_str()));
         assert_eq!(out.header(&names.cluster), d.cluster());
     }
+}
+#[cfg(feature = "plugin")]
+pub use plugin::*;
 
-    // ---- envoy_config --------------------------------------------------------------------
+/// `envoy_config`: mapsctl's generator (feature `config`: mapsctl without its command
+/// line, so without wasmtime; cheap enough for `make fuzz-smoke`).
+#[cfg(feature = "config")]
+mod config {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+    use std::path::PathBuf;
+
+    use arbitrary::Arbitrary;
+    use serde_json::Value;
+
+    use super::{plugin_path, DEMO_POLICY};
 
     /// A change to the demo policy.
     #[derive(Arbitrary, Debug, Clone)]
@@ -823,5 +835,5 @@ mod harness {
         }
     }
 }
-#[cfg(feature = "harness")]
-pub use harness::*;
+#[cfg(feature = "config")]
+pub use config::*;
