@@ -379,10 +379,22 @@ class Suite:
         assert clusters == {cluster}, f"MapsEdgeFailover for {clusters}, only {cluster} lost its links"
         a = alerts[0]
         assert a["labels"]["severity"] == "critical" and a["labels"]["job"] == JOB, a
-        # The fabrikam-wa clients now reach the backup edge.
-        r = request(self.edge.http_port, "20.33.1.10", "outlook.office365.com")
+        # The fabrikam-wa clients now reach the backup edge. Envoy's workers may see the
+        # last link's health change a moment after the admin interface (and so
+        # Prometheus) does: ask until the backup answers, within a bound, and say how
+        # many answers came first (seen once under load: one 503 `UH`).
         backup = self.edge.route("fabrikam-wa")["backup"]
-        assert self.edge.edge_of(r.link) == backup, (r.link, backup)
+        before_backup: list[tuple[int, str]] = []
+        deadline = time.monotonic() + 10
+        while True:
+            r = request(self.edge.http_port, "20.33.1.10", "outlook.office365.com")
+            if self.edge.edge_of(r.link) == backup:
+                break
+            before_backup.append((r.status, r.link))
+            assert time.monotonic() < deadline, f"never reached {backup}: {before_backup[-5:]}"
+            time.sleep(0.05)
+        if before_backup:
+            say(f"failover: {len(before_backup)} answer(s) before the backup did: {before_backup[:5]}")
         for link in self.edge.links_of("sea"):
             link.start()
         t1 = time.monotonic()
@@ -417,8 +429,14 @@ class Suite:
         assert {a["labels"]["instance"] for a in alerts} == {f"127.0.0.1:{self.edge.admin_port}"}, alerts
         version_after = p.by("maps_policy_version", "instance")
         assert version_after == version_before, f"version {version_before} -> {version_after} after a refused policy"
+        # The last good policy still decides: fabrikam-wa's client is routed to sea (the
+        # plugin's own counter; the answering link may still be the backup's while sea's
+        # links, just back from the failover test, recover).
+        routed = "wasmcustom.maps.registration.fabrikam-wa.edge.sea.routed"
+        n0 = envoy.counter(routed)
         r = request(self.edge.http_port, "20.33.1.10", "outlook.office365.com")
-        assert r.status == 200 and self.edge.edge_of(r.link) == "sea", (r.status, r.link)
+        assert r.status == 200, (r.status, r.link)
+        assert envoy.counter(routed) == n0 + 1, f"{routed}: {n0} -> {envoy.counter(routed)}"
         say(f"refused: invalid policy in the ECDS file -> maps_policy_rejected {rejected}, "
             f"MapsPolicyRefused {alerts[0]['state']} after {took:.1f} s; version gauge unchanged "
             f"{version_after}; traffic still served by the last good policy")

@@ -120,6 +120,7 @@ pub struct Harness {
     memory_limit: usize,
     routes: Option<Routes>,
     filter_state_keys: Vec<String>,
+    random_seed: Option<u64>,
 }
 
 impl Harness {
@@ -200,6 +201,7 @@ impl Harness {
                 .iter()
                 .map(|k| (*k).to_string())
                 .collect(),
+            random_seed: None,
         })
     }
 
@@ -274,6 +276,15 @@ impl Harness {
         self
     }
 
+    /// Makes the guest's WASI randomness (`random_get`: the seeds of a Rust guest's
+    /// hash maps, for one) a fixed sequence from `seed`, so that two runs execute the
+    /// same instructions (instruction-count benchmarks). By default it is random, as
+    /// in Envoy.
+    pub fn random_seed(mut self, seed: u64) -> Harness {
+        self.random_seed = Some(seed);
+        self
+    }
+
     /// The most linear memory an instance may grow to (default 256 MiB).
     pub fn memory_limit(mut self, bytes: usize) -> Harness {
         self.memory_limit = bytes;
@@ -296,7 +307,14 @@ impl Harness {
             refused_memory: None,
             memory_limit: self.memory_limit,
         };
-        let mut state = HostState::new(WasiCtxBuilder::new().build_p1(), limits, now);
+        let mut wasi = WasiCtxBuilder::new();
+        if let Some(seed) = self.random_seed {
+            use rand::SeedableRng as _;
+            wasi.secure_random(rand::rngs::StdRng::seed_from_u64(seed))
+                .insecure_random(rand::rngs::StdRng::seed_from_u64(seed ^ 1))
+                .insecure_random_seed(u128::from(seed));
+        }
+        let mut state = HostState::new(wasi.build_p1(), limits, now);
         state.properties = self.properties.clone();
         for (key, value) in [
             ("plugin_root_id", &self.root_id),

@@ -2,6 +2,7 @@
 //! reads an address (`a.b.c.d`, `[v6]:port`, IPv4-mapped IPv6), normalises a host
 //! (SPEC §3) and checks a `host:port`. A leaf: it imports nothing of the crate.
 
+use alloc::borrow::Cow;
 use alloc::string::String;
 use core::net::{IpAddr, SocketAddr};
 
@@ -50,26 +51,66 @@ pub fn parse_address(text: &str) -> Option<IpAddr> {
 /// assert_eq!(normalize_host("outlook.office365.com:99999"), "");
 /// ```
 pub fn normalize_host(host: &str) -> String {
+    host_parts(host).name.into_owned()
+}
+
+/// A host split once (SPEC §3): the name without brackets or port, and the port.
+/// `None` for an invalid host (a port other than 1–65535 in digits, an unclosed `[`,
+/// junk after `]`).
+fn split_host(host: &str) -> Option<(&str, Option<u16>)> {
     let h = host.trim();
-    let h = if let Some(rest) = h.strip_prefix('[') {
+    if let Some(rest) = h.strip_prefix('[') {
         // [v6] or [v6]:port
-        let Some((inside, after)) = rest.split_once(']') else {
-            return String::new();
+        let (inside, after) = rest.split_once(']')?;
+        if after.is_empty() {
+            return Some((inside, None));
+        }
+        return Some((inside, Some(parse_port(after.strip_prefix(':')?)?)));
+    }
+    let mut colons = h.bytes().enumerate().filter(|&(_, b)| b == b':');
+    match (colons.next(), colons.next()) {
+        (Some((at, _)), None) => {
+            let name = h.get(..at)?;
+            let port = h.get(at + 1..)?;
+            Some((name, Some(parse_port(port)?)))
+        }
+        // No colon, or an IPv6 address (several).
+        _ => Some((h, None)),
+    }
+}
+
+/// A host as the classifier reads it, split once.
+pub(crate) struct HostParts<'a> {
+    /// [`normalize_host`]'s answer, borrowed when the host is already lowercase (the
+    /// common case): nothing allocated per request. Empty for an invalid host.
+    pub name: Cow<'a, str>,
+    /// [`port_of`]'s answer.
+    pub port: Option<u16>,
+}
+
+/// Splits and normalises a host (SPEC §3) in one pass.
+pub(crate) fn host_parts(host: &str) -> HostParts<'_> {
+    let Some((h, port)) = split_host(host) else {
+        return HostParts {
+            name: Cow::Borrowed(""),
+            port: None,
         };
-        if !after.is_empty() && !after.strip_prefix(':').is_some_and(valid_port) {
-            return String::new();
-        }
-        inside
-    } else if h.matches(':').count() == 1 {
-        match h.split_once(':') {
-            Some((name, port)) if valid_port(port) => name,
-            _ => return String::new(),
-        }
-    } else {
-        h
     };
     let h = h.strip_suffix('.').unwrap_or(h);
-    h.to_ascii_lowercase()
+    let name = if h.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(h.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(h)
+    };
+    HostParts { name, port }
+}
+
+/// Whether a normalised host could be an IP literal: [`parse_address`] accepts only
+/// hex digits, `.`, `:` and surrounding spaces, so a host name (`outlook...`) skips
+/// the parse at its first letter past `f`.
+pub(crate) fn may_be_address(norm: &str) -> bool {
+    norm.bytes()
+        .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':' || b.is_ascii_whitespace())
 }
 
 /// The port a destination address or host carries (`13.107.6.152:443`,
@@ -85,26 +126,15 @@ pub fn normalize_host(host: &str) -> String {
 /// assert_eq!(port_of("outlook.office365.com:99999"), None);
 /// ```
 pub fn port_of(text: &str) -> Option<u16> {
-    let t = text.trim();
-    let port = if let Some(rest) = t.strip_prefix('[') {
-        rest.split_once("]:")?.1
-    } else if t.matches(':').count() == 1 {
-        t.split_once(':')?.1
-    } else {
-        return None;
-    };
-    if !valid_port(port) {
-        return None;
-    }
-    port.parse().ok()
+    split_host(text)?.1
 }
 
 /// A port as written after a host: 1 to 65535, digits only.
-fn valid_port(port: &str) -> bool {
-    !port.is_empty()
-        && port.len() <= 5
-        && port.bytes().all(|b| b.is_ascii_digit())
-        && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p))
+fn parse_port(port: &str) -> Option<u16> {
+    if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    port.parse::<u16>().ok().filter(|&p| p != 0)
 }
 
 /// A `host:port` upstream address (a link's next hop, the default path).
@@ -162,9 +192,9 @@ impl HostPort {
         let Some((host, port)) = s.rsplit_once(':') else {
             return Err("there is no `:port`");
         };
-        if !valid_port(port) {
+        let Some(port) = parse_port(port) else {
             return Err("the port must be 1 to 65535, in digits");
-        }
+        };
         if host.starts_with('[') || host.contains(':') {
             return Err("an IPv6 address is written [address]:port");
         }
@@ -181,7 +211,6 @@ impl HostPort {
         if !dns_name(host) {
             return Err("the host is neither an IP address nor a DNS name");
         }
-        let port = port.parse().map_err(|_| "the port must be 1 to 65535")?;
         Ok(HostPort {
             host: String::from(host),
             port,

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
-use crate::addr::{canonical, normalize_host, parse_address, port_of};
+use crate::addr::{canonical, host_parts, may_be_address, parse_address, port_of, HostParts};
 use crate::cluster;
 use crate::lpm::{Lpm4, Lpm6};
 use crate::m365::Category;
@@ -320,7 +320,7 @@ impl Classifier {
     pub fn classify_text(&self, src: &str, dst: Option<&str>, host: Option<&str>) -> Decision<'_> {
         let port = dst.and_then(port_of).or_else(|| host.and_then(port_of));
         match parse_address(src) {
-            Some(s) => self.decide(s, dst.and_then(parse_address), host, port),
+            Some(s) => self.decide(s, dst.and_then(parse_address), host, Port::Known(port)),
             None => Decision::empty(self, Class::InvalidSource),
         }
     }
@@ -328,7 +328,7 @@ impl Classifier {
     /// Classifies a source address with an optional destination address and host (the
     /// flow's port, if any, is the host's: see [`Classifier::classify_flow`]).
     pub fn classify(&self, src: IpAddr, dst: Option<IpAddr>, host: Option<&str>) -> Decision<'_> {
-        self.decide(src, dst, host, host.and_then(port_of))
+        self.decide(src, dst, host, Port::OfHost)
     }
 
     /// Classifies a flow whose destination port is known apart from its address.
@@ -339,7 +339,7 @@ impl Classifier {
         host: Option<&str>,
         port: Option<u16>,
     ) -> Decision<'_> {
-        self.decide(src, dst, host, port)
+        self.decide(src, dst, host, Port::Known(port))
     }
 
     fn decide(
@@ -347,7 +347,7 @@ impl Classifier {
         src: IpAddr,
         dst: Option<IpAddr>,
         host: Option<&str>,
-        port: Option<u16>,
+        port: Port,
     ) -> Decision<'_> {
         let src = canonical(src);
         let Some(value) = self.registered(src) else {
@@ -362,7 +362,13 @@ impl Classifier {
         if !self.policy.is_eligible(value.state()) {
             return d;
         }
-        let Some(verdict) = self.destination_verdict(dst, host, port) else {
+        // The host is split (name, port) only now: most requests end above.
+        let host = host.map(host_parts);
+        let port = match port {
+            Port::Known(p) => p,
+            Port::OfHost => host.as_ref().and_then(|h| h.port),
+        };
+        let Some(verdict) = self.destination_verdict(dst, host.as_ref(), port) else {
             d.class = Class::NonMicrosoft;
             return d;
         };
@@ -394,12 +400,12 @@ impl Classifier {
     }
 
     /// Calls `f` with every destination entry the flow's address or host matches, and
-    /// how (an entry may come more than once). Nothing is allocated but the normalised
-    /// host.
+    /// how (an entry may come more than once). Nothing is allocated (but the normalised
+    /// host when it has capitals).
     fn each_destination(
         &self,
         dst: Option<IpAddr>,
-        host: Option<&str>,
+        host: Option<&HostParts<'_>>,
         mut f: impl FnMut(usize, DestinationMatch),
     ) {
         let by_address = |a: IpAddr, f: &mut dyn FnMut(usize, DestinationMatch)| {
@@ -416,25 +422,32 @@ impl Classifier {
         let Some(host) = host else {
             return;
         };
-        let norm = normalize_host(host);
+        let norm: &str = &host.name;
         if norm.is_empty() {
             return;
         }
-        if let Some(a) = parse_address(&norm) {
-            by_address(a, &mut f);
-            return;
+        if may_be_address(norm) {
+            if let Some(a) = parse_address(norm) {
+                by_address(a, &mut f);
+                return;
+            }
         }
         let p = &self.policy;
         let named = |list: &'_ [(String, usize)], name: &str| -> core::ops::Range<usize> {
             let lo = list.partition_point(|(n, _)| n.as_str() < name);
-            let hi = list.partition_point(|(n, _)| n.as_str() <= name);
-            lo..hi
+            let same = list
+                .get(lo..)
+                .unwrap_or(&[])
+                .iter()
+                .take_while(|(n, _)| n == name)
+                .count();
+            lo..lo + same
         };
-        for (_, i) in p.dest_exact.get(named(&p.dest_exact, &norm)).unwrap_or(&[]) {
+        for (_, i) in p.dest_exact.get(named(&p.dest_exact, norm)).unwrap_or(&[]) {
             f(*i, DestinationMatch::Domain(*i));
         }
         // `*.x.y` matches any name ending in `.x.y`: try every proper suffix.
-        let mut rest = norm.as_str();
+        let mut rest = norm;
         while let Some((_, tail)) = rest.split_once('.') {
             for (_, i) in p.dest_wild.get(named(&p.dest_wild, tail)).unwrap_or(&[]) {
                 f(*i, DestinationMatch::Wildcard(*i));
@@ -442,7 +455,7 @@ impl Classifier {
             rest = tail;
         }
         for (pattern, i) in &p.dest_patterns {
-            if pattern.matches(&norm) {
+            if pattern.matches(norm) {
                 f(*i, DestinationMatch::Pattern(*i));
             }
         }
@@ -454,7 +467,7 @@ impl Classifier {
     fn destination_verdict(
         &self,
         dst: Option<IpAddr>,
-        host: Option<&str>,
+        host: Option<&HostParts<'_>>,
         port: Option<u16>,
     ) -> Option<Verdict> {
         if self.all_destinations {
@@ -499,7 +512,8 @@ impl Classifier {
         }
         let mut first = None;
         let p = &self.policy;
-        self.each_destination(dst, host, |i, how| {
+        let host = host.map(host_parts);
+        self.each_destination(dst, host.as_ref(), |i, how| {
             let ports_ok = match (p.dest_meta.get(i).and_then(|m| m.ports.as_ref()), port) {
                 (Some(ports), Some(port)) => ports.contains(port),
                 _ => true,
@@ -551,6 +565,15 @@ pub enum DestinationMatch {
     Wildcard(usize),
     /// The host matches a pattern with `*` inside a label of destination `i`.
     Pattern(usize),
+}
+
+/// Where a flow's destination port comes from.
+#[derive(Clone, Copy)]
+enum Port {
+    /// Known apart from the host (Envoy's destination port), or known absent.
+    Known(Option<u16>),
+    /// The host's `:port`, if it has one.
+    OfHost,
 }
 
 /// What the matching destination entries say of a flow (SPEC §7).
