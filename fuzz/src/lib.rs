@@ -223,7 +223,6 @@ mod plugin {
     use std::cell::RefCell;
     use std::collections::BTreeMap;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-    use std::path::PathBuf;
 
     use arbitrary::Arbitrary;
     use serde_json::Value;
