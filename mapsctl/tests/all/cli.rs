@@ -1,25 +1,10 @@
 //! `mapsctl` as a user runs it: exit codes, golden outputs, and no panic (exit status
 //! 101) on any input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn mapsctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mapsctl"))
-        .args(args)
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("mapsctl was killed by a signal")
-}
+use crate::common::{code, mapsctl, root};
 
 fn invalid_fixtures() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("fixtures/invalid"))

@@ -1,6 +1,7 @@
 //! Shared helpers: the real plugin (compiled once per test binary) and test policies.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use host_harness::Harness;
@@ -78,4 +79,24 @@ pub fn native(
     let engine = policy_core::load(policy, false).expect("valid policy");
     let d = engine.classifier.classify_text(src, dst, host);
     serde_json::from_str(&policy_core::decision_line_json(src, &d)).unwrap()
+}
+
+/// The workspace root (mapsctl runs from there, as a user in a checkout would).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `mapsctl ARGS...` from the workspace root, standard input closed.
+pub fn mapsctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mapsctl"))
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// mapsctl's exit code (a signal is a failure).
+pub fn code(o: &Output) -> i32 {
+    o.status.code().expect("mapsctl was killed by a signal")
 }

@@ -1,21 +1,7 @@
 //! `mapsctl diff` and `mapsctl what-if` against golden outputs (fixtures/diff/;
 //! `UPDATE_GOLDEN=1` rewrites them, as `make golden` does).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn mapsctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mapsctl"))
-        .args(args)
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
+use crate::common::{mapsctl, root};
 
 /// Runs mapsctl and compares its standard output with `fixtures/diff/<golden>`.
 fn golden(golden: &str, args: &[&str]) {

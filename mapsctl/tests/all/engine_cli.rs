@@ -1,14 +1,11 @@
 //! `mapsctl classify --engine plugin`: the built plugin, found by default, prints the
 //! golden decision lines byte for byte (the same as `--engine native`).
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::common::plugin_path;
+use crate::common::root;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use crate::common::plugin_path;
 
 fn mapsctl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mapsctl"))

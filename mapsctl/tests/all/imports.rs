@@ -2,22 +2,11 @@
 //! `UPDATE_GOLDEN=1` rewrites them, as `make golden` does), and its refusals.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
+
+use crate::common::{mapsctl, root};
 
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn mapsctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mapsctl"))
-        .args(args)
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -5,12 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use crate::common::{code, root};
+
 const POLICY: &str = "examples/envoy/policy.json";
 const IMAGE: &str = "oci://registry.example.net/maps/maps-plugin:0.1.0";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn mapsctl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mapsctl"))
@@ -20,10 +18,6 @@ fn mapsctl(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("mapsctl was killed by a signal")
 }
 
 fn stderr(o: &Output) -> String {

@@ -2,25 +2,9 @@
 //! and that nothing is written when it refuses. The rollout itself runs against three
 //! real Envoys in `e2e/test_fleet.py` (`make e2e-fleet`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn mapsctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mapsctl"))
-        .args(args)
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("mapsctl was killed by a signal")
-}
+use crate::common::{code, mapsctl};
 
 /// A policy whose links have addresses (the example of examples/envoy).
 const POLICY: &str = "examples/envoy/policy.json";
