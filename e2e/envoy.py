@@ -29,6 +29,10 @@ class Envoy:
         self.proc: subprocess.Popen[bytes] | None = None
 
     # -- life cycle ---------------------------------------------------------------
+    # Workers and per-component log levels; a subclass may change them.
+    concurrency = 2
+    component_log_levels = "upstream:warning,health_checker:warning"
+
     def start(self, timeout: float = 30.0) -> "Envoy":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
@@ -36,10 +40,10 @@ class Envoy:
             [
                 self.binary,
                 "-c", str(self.config),
-                "--concurrency", "2",
+                "--concurrency", str(self.concurrency),
                 "--use-dynamic-base-id",  # never collide with another Envoy on this machine
                 "--log-level", "info",
-                "--component-log-level", "upstream:warning,health_checker:warning",
+                "--component-log-level", self.component_log_levels,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -46,11 +46,9 @@ import http.client
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -81,26 +79,8 @@ class OneWorkerEnvoy(Envoy):
     """e2e's Envoy with one worker thread: one VM serves every request, so a trap
     reaches the VM the next requests meet."""
 
-    def start(self, timeout: float = 30.0) -> "OneWorkerEnvoy":
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [self.binary, "-c", str(self.config), "--concurrency", "1", "--use-dynamic-base-id",
-             "--log-level", "info", "--component-log-level", "wasm:debug"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise EnvoyError(f"Envoy exited at start-up with status {self.proc.returncode}")
-            try:
-                if self.admin("/ready").strip() == "LIVE":
-                    return self
-            except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.1)
-        raise EnvoyError(f"Envoy not ready after {timeout:.0f}s")
+    concurrency = 1
+    component_log_levels = "wasm:debug"
 
 
 def bootstrap(listen: int, admin: int, upstreams: dict[str, int], fields: dict, access_log: Path) -> dict:
