@@ -151,12 +151,29 @@ impl Classifier {
         Classifier::build(policy, false)
     }
 
-    fn build(mut policy: Policy, keep_entries: bool) -> Classifier {
+    fn build(policy: Policy, keep_entries: bool) -> Classifier {
         // The tables are built from the policy's entries, which are then dropped (or
         // kept sorted for `explain`): the compiled tables are all a lean classifier
         // keeps of a large prefix list.
         let reg4 = Lpm4::build(&policy.v4);
         let reg6 = Lpm6::build(&policy.v6);
+        Classifier::with_tables(policy, reg4, reg6, keep_entries)
+    }
+
+    /// A lean classifier from a policy and registered-prefix tables compiled before
+    /// (a compiled policy file, `crate::compiled`): only the destination tables and the
+    /// per-registration routes are built here.
+    pub(crate) fn from_tables(policy: Policy, reg4: Lpm4, reg6: Lpm6) -> Classifier {
+        Classifier::with_tables(policy, reg4, reg6, false)
+    }
+
+    /// The registered-prefix tables as compiled-file sections (IPv4, IPv6).
+    pub(crate) fn write_tables(&self, v4: &mut Vec<u8>, v6: &mut Vec<u8>) {
+        self.reg4.write_section(v4);
+        self.reg6.write_section(v6);
+    }
+
+    fn with_tables(mut policy: Policy, reg4: Lpm4, reg6: Lpm6, keep_entries: bool) -> Classifier {
         let mut entries4 = core::mem::take(&mut policy.v4);
         let mut entries6 = core::mem::take(&mut policy.v6);
         if keep_entries {

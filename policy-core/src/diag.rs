@@ -75,6 +75,9 @@ codes! {
     WrongType = "wrong-type", Error;
     /// A value of the right type but outside what the field accepts.
     BadValue = "bad-value", Error;
+    /// A compiled policy file (`mapsctl compile`) that is foreign, of another format
+    /// version, damaged, or inconsistent. Fix: compile the policy again.
+    CompiledPolicy = "compiled-policy", Error;
     /// A prefix that does not parse as `address/length`.
     MalformedPrefix = "malformed-prefix", Error;
     /// A prefix with bits set after its length. Fix: use the canonical form given.

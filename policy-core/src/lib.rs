@@ -94,6 +94,7 @@ mod text;
 // / compare.
 mod classify;
 mod compare;
+mod compiled;
 mod explain;
 mod import;
 mod parse;
@@ -126,6 +127,12 @@ pub use cluster::{cluster_name, edge_cluster, NETWORK_ROOT_ID};
 pub use compare::{
     diff, what_if, Added, Ends, PolicyDiff, PrefixChange, PrefixDiff, PrefixFacts, PrefixItem,
     RouteChange, WhatIfError,
+};
+/// The compiled policy file (`mapsctl compile`): validated once, adopted by proxies
+/// without parsing prefixes or rebuilding tables.
+pub use compiled::{
+    compile, compiled_header, is_compiled, load_compiled, CompiledError, CompiledHeader,
+    COMPILED_MAGIC, COMPILED_VERSION,
 };
 /// Validation findings: codes, severities, the report and the policy summary.
 pub use diag::{
@@ -175,13 +182,27 @@ pub use validate::options::MAX_TRUSTED_HOPS;
 pub use validate::{validate, Validated};
 
 /// A policy text's version: 64-bit FNV-1a of its bytes, in hex. The same text always
-/// has the same version; Envoy shows it as the ECDS `version_text`.
+/// has the same version; Envoy shows it as the ECDS `version_text`. A compiled policy
+/// file ([`compile`]) has the version of the JSON text it was compiled from (stored in
+/// its header, so a proxy does not hash megabytes to learn it): the same policy has the
+/// same version whichever form a proxy was given.
 ///
 /// ```
 /// assert_eq!(policy_core::policy_version(b""), "cbf29ce484222325");
+/// let text = br#"{"version": 1, "edges": [], "registrations": []}"#;
+/// let file = policy_core::compile(text, false).unwrap();
+/// assert_eq!(policy_core::policy_version(&file), policy_core::policy_version(text));
 /// ```
 pub fn policy_version(text: &[u8]) -> alloc::string::String {
-    alloc::format!("{:016x}", select::fnv1a(text))
+    alloc::format!("{:016x}", version_hash(text))
+}
+
+/// FNV-1a of the text, or the source version a compiled file's header names.
+fn version_hash(text: &[u8]) -> u64 {
+    match compiled::compiled_header(text) {
+        Ok(h) => h.source_version,
+        Err(_) => select::fnv1a(text),
+    }
 }
 
 /// [`policy_version`] as a number a metric holds exactly (Prometheus samples are
@@ -195,7 +216,7 @@ pub fn policy_version(text: &[u8]) -> alloc::string::String {
 /// assert_eq!(policy_core::policy_version_number(text), u64::from_str_radix(&hex[..13], 16).unwrap());
 /// ```
 pub fn policy_version_number(text: &[u8]) -> u64 {
-    select::fnv1a(text) >> 12
+    version_hash(text) >> 12
 }
 
 /// A loaded policy: the compiled classifier and the report (warnings only).
@@ -214,6 +235,9 @@ pub struct LoadedPolicy {
 /// Pointer but no line and column, and `explain` does not list less specific prefixes.
 #[allow(clippy::result_large_err)]
 pub fn load_owned(bytes: alloc::vec::Vec<u8>, strict: bool) -> Result<LoadedPolicy, Report> {
+    if is_compiled(&bytes) {
+        return load_compiled(bytes).map_err(CompiledError::into_report);
+    }
     let doc = match parse_bytes(&bytes) {
         Ok(doc) => doc,
         Err(diags) => return Err(Report::new(diags, None, strict)),
@@ -238,6 +262,9 @@ pub fn load_owned(bytes: alloc::vec::Vec<u8>, strict: bool) -> Result<LoadedPoli
 // The report is the whole point of the error path, which is cold: no need to box it.
 #[allow(clippy::result_large_err)]
 pub fn load(bytes: &[u8], strict: bool) -> Result<LoadedPolicy, Report> {
+    if is_compiled(bytes) {
+        return load_compiled(bytes.to_vec()).map_err(CompiledError::into_report);
+    }
     let v = validate(bytes, strict);
     match v.policy {
         Some(policy) if v.report.valid => Ok(LoadedPolicy {

@@ -65,7 +65,7 @@ export type Severity = "error" | "warning";
 
 export type DiagnosticCode =
   | "not-utf8" | "empty-document" | "bad-json" | "unsupported-version"
-  | "unknown-field" | "missing-field" | "wrong-type" | "bad-value"
+  | "unknown-field" | "missing-field" | "wrong-type" | "bad-value" | "compiled-policy"
   | "malformed-prefix" | "host-bits-set" | "non-public-prefix" | "prefix-too-short"
   | "duplicate-edge-id" | "duplicate-link-id" | "duplicate-registration-id"
   | "duplicate-prefix" | "unknown-edge" | "coordinate-out-of-range"

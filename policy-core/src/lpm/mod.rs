@@ -91,9 +91,10 @@
 
 mod poptrie;
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use poptrie::{Builder, Poptrie, Prefix, NODE_FLAG};
+use poptrie::{Builder, Poptrie, Prefix, Store, NODE_FLAG};
 
 /// Leaf codes below this fit 3-byte leaves.
 const NARROW: u64 = 1 << 24;
@@ -518,3 +519,217 @@ impl fmt::Debug for Lpm6 {
 
 #[cfg(test)]
 mod tests;
+
+// ---- compiled-file sections (see `crate::compiled`) ------------------------------------
+
+/// Bytes of a table section's header: ten little-endian `u32`s.
+const SECTION_HDR: usize = 40;
+
+/// Appends one table as a section of a compiled policy file:
+///
+/// | offset | field (`u32` LE unless named) |
+/// |---:|---|
+/// | 0 | distinct prefixes |
+/// | 4 | `lim`: codes below it are values (or index the value table), `lim` is "no match", above are IPv6 escapes |
+/// | 8 | leaf bytes (3 or 4) |
+/// | 12 | direct-table bits (6, 12 or 18) |
+/// | 16 | nodes |
+/// | 20 | stored leaves |
+/// | 24 | entries in the value table (V; 0 when codes are the values) |
+/// | 28 | sub-trie roots (R) |
+/// | 32 | arena bytes (A) |
+/// | 36 | 0 (reserved) |
+/// | 40 | value table: V × `u32`; direct table: 2^bits × `u32`; roots: R × `u32`; arena: A bytes |
+fn write_section(trie: &Trie, codes: &Codes, count: usize, out: &mut Vec<u8>) {
+    let (bits, direct, roots, arena, nodes, leaves) = match trie {
+        Trie::Narrow(t) => (
+            t.direct_bits,
+            &t.direct,
+            &t.roots,
+            &t.arena,
+            t.nodes,
+            t.leaves,
+        ),
+        Trie::Wide(t) => (
+            t.direct_bits,
+            &t.direct,
+            &t.roots,
+            &t.arena,
+            t.nodes,
+            t.leaves,
+        ),
+    };
+    let (direct, roots, arena) = (direct.bytes(), roots.bytes(), arena.bytes());
+    let head = [
+        count as u32,
+        codes.lim,
+        trie.leaf_bytes() as u32,
+        bits,
+        nodes as u32,
+        leaves as u32,
+        codes.values.len() as u32,
+        (roots.len() / 4) as u32,
+        arena.len() as u32,
+        0,
+    ];
+    out.extend(head.iter().flat_map(|w| w.to_le_bytes()));
+    out.extend(codes.values.iter().flat_map(|w| w.to_le_bytes()));
+    out.extend_from_slice(direct);
+    out.extend_from_slice(roots);
+    out.extend_from_slice(arena);
+}
+
+/// Reads a table section written by [`write_section`] from `len` bytes at `at` of
+/// `file`, sharing the file's bytes (nothing is copied but the value table), and
+/// verifies it: `value_ok` says which values the policy can hold; `escapes` whether
+/// the main trie may hold IPv6 escapes.
+fn read_section(
+    file: &Arc<Vec<u8>>,
+    at: usize,
+    len: usize,
+    value_ok: &dyn Fn(u32) -> bool,
+    escapes: bool,
+) -> Result<(Trie, Codes, usize), &'static str> {
+    let sec = file
+        .get(at..at.saturating_add(len))
+        .ok_or("the section lies outside the file")?;
+    let word = |i: usize| {
+        sec.get(i * 4..)
+            .and_then(<[u8]>::first_chunk::<4>)
+            .map(|w| u32::from_le_bytes(*w))
+            .ok_or("the section is cut short")
+    };
+    let (count, lim, leaf, bits) = (word(0)?, word(1)?, word(2)?, word(3)?);
+    let (nodes, leaves, nv, nr, na) = (word(4)?, word(5)?, word(6)?, word(7)?, word(8)?);
+    if !matches!(bits, 6 | 12 | 18) {
+        return Err("the direct table resolves an unsupported number of bits");
+    }
+    let sizes = [
+        nv as usize * 4,
+        4usize << bits,
+        nr as usize * 4,
+        na as usize,
+    ];
+    // Start of each part: values, direct, roots, arena.
+    let mut offs = [SECTION_HDR; 4];
+    let mut end = SECTION_HDR;
+    for (o, n) in offs.iter_mut().zip(sizes) {
+        *o = end;
+        end = end.checked_add(n).ok_or("the section sizes overflow")?;
+    }
+    if end != len {
+        return Err("the section's length does not match its header");
+    }
+    let part = |i: usize| -> (usize, usize) {
+        (
+            offs.get(i).copied().unwrap_or(0),
+            sizes.get(i).copied().unwrap_or(0),
+        )
+    };
+    let shared = |i: usize| {
+        let (o, n) = part(i);
+        Store::Shared {
+            file: Arc::clone(file),
+            at: at + o,
+            len: n,
+        }
+    };
+    let (vo, vn) = part(0);
+    let values: Vec<u32> = sec
+        .get(vo..vo + vn)
+        .unwrap_or(&[])
+        .chunks_exact(4)
+        .filter_map(|w| w.first_chunk::<4>().map(|w| u32::from_le_bytes(*w)))
+        .collect();
+    if !values.is_empty() && (values.len() != lim as usize || !values.is_sorted_by(|a, b| a < b)) {
+        return Err("the value table is not the sorted list of `lim` values");
+    }
+    if u64::from(lim) + 1 + u64::from(nr) >= u64::from(NODE_FLAG) {
+        return Err("the codes do not fit below the node flag");
+    }
+    let narrow = leaf == 3;
+    if !narrow && leaf != 4 {
+        return Err("leaves are neither 3 nor 4 bytes");
+    }
+    if narrow && u64::from(lim) + 1 + u64::from(nr) >= NARROW {
+        return Err("3-byte leaves cannot hold every code");
+    }
+    let codes = Codes {
+        lim,
+        values,
+        narrow,
+    };
+    if codes.values.iter().any(|&v| !value_ok(v)) {
+        return Err("the value table holds a value the policy does not define");
+    }
+    let code_ok = |code: u32| -> bool {
+        if code < lim {
+            !codes.values.is_empty() || value_ok(code)
+        } else {
+            code == lim || (escapes && code - lim - 1 < nr)
+        }
+    };
+    let trie = if narrow {
+        let t = Poptrie::<3> {
+            direct_bits: bits,
+            direct: shared(1),
+            roots: shared(2),
+            arena: shared(3),
+            nodes: nodes as usize,
+            leaves: leaves as usize,
+        };
+        t.verify(&code_ok)?;
+        Trie::Narrow(t)
+    } else {
+        let t = Poptrie::<4> {
+            direct_bits: bits,
+            direct: shared(1),
+            roots: shared(2),
+            arena: shared(3),
+            nodes: nodes as usize,
+            leaves: leaves as usize,
+        };
+        t.verify(&code_ok)?;
+        Trie::Wide(t)
+    };
+    if !escapes && nr != 0 {
+        return Err("an IPv4 table has sub-trie roots");
+    }
+    Ok((trie, codes, count as usize))
+}
+
+impl Lpm4 {
+    /// Appends this table as a compiled-file section ([`write_section`]).
+    pub(crate) fn write_section(&self, out: &mut Vec<u8>) {
+        write_section(&self.trie, &self.codes, self.count, out);
+    }
+
+    /// Adopts a section of a compiled file ([`read_section`]).
+    pub(crate) fn read_section(
+        file: &Arc<Vec<u8>>,
+        at: usize,
+        len: usize,
+        value_ok: &dyn Fn(u32) -> bool,
+    ) -> Result<Lpm4, &'static str> {
+        let (trie, codes, count) = read_section(file, at, len, value_ok, false)?;
+        Ok(Lpm4 { trie, codes, count })
+    }
+}
+
+impl Lpm6 {
+    /// Appends this table as a compiled-file section ([`write_section`]).
+    pub(crate) fn write_section(&self, out: &mut Vec<u8>) {
+        write_section(&self.trie, &self.codes, self.count, out);
+    }
+
+    /// Adopts a section of a compiled file ([`read_section`]).
+    pub(crate) fn read_section(
+        file: &Arc<Vec<u8>>,
+        at: usize,
+        len: usize,
+        value_ok: &dyn Fn(u32) -> bool,
+    ) -> Result<Lpm6, &'static str> {
+        let (trie, codes, count) = read_section(file, at, len, value_ok, true)?;
+        Ok(Lpm6 { trie, codes, count })
+    }
+}
