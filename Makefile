@@ -249,15 +249,42 @@ test-web: web-site web-npm chromium
 # `make bench-lpm` measures (about 2 minutes once built) and rewrites the LPM section of
 # benches/RESULTS.md. (.cargo/config.toml enables popcnt on x86-64: the Poptrie's hot
 # path is a popcount per node.)
-.PHONY: test-benches bench-lpm
+.PHONY: test-benches bench-lpm bgp-data
 
-test-benches: setup-rust
+test-benches: setup-rust bgp-data
 	$(CARGO) test -p maps-benches --tests --benches
 
-bench-lpm: setup-rust
+bench-lpm: setup-rust bgp-data
 	$(CARGO) bench -p maps-benches --bench lpm
+	@mkdir -p $(BENCH_OUT)
 	$(CARGO) run --release -p maps-benches --bin lpm-report -- \
-	  --criterion $(TARGET)/criterion --write benches/RESULTS.md
+	  --criterion $(TARGET)/criterion --write benches/RESULTS.md --bgp-json $(BENCH_OUT)/lpm-bgp.json
+
+# The real BGP-derived table of the `v4-bgp`/`v6-bgp` benches (issue 11): pyasn's
+# RouteViews snapshot of 2015-11-01 (606,138 IPv4 + 27,693 IPv6 prefixes with their origin
+# AS), shipped in Debian's python3-pyasn (MIT; see benches/README.md). Idempotent: the
+# file is fetched only when missing or different, and its SHA-256 is checked either way.
+# The pinned package version is tried first; if the archive has moved on to a rebuild,
+# its current version is taken, since the data file's hash is what pins the data.
+# Without the file the benches and tests/bgp.rs skip with a message instead of failing.
+BGP_DEB := python3-pyasn
+BGP_DEB_VERSION := 1.6.1-3+b3
+BGP_DEB_FILE := ./usr/lib/python3/dist-packages/data/ipasn6_20151101.dat.gz
+BGP_TABLE := $(TARGET)/bgp/ipasn6_20151101.dat
+BGP_SHA256 := 2181ce0ccaf0b72022c9d7e1ec69e0f2c16f1ae7eea2837493311c012cc09685
+
+bgp-data:
+	@if echo "$(BGP_SHA256)  $(BGP_TABLE)" | sha256sum -c --status 2>/dev/null; then exit 0; fi; \
+	tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; chmod 777 "$$tmp"; cd "$$tmp"; \
+	get() { apt-get download -q "$$@" >/dev/null 2>&1; }; \
+	get '$(BGP_DEB)=$(BGP_DEB_VERSION)' || get '$(BGP_DEB)' \
+	  || { apt-get update -qq && { get '$(BGP_DEB)=$(BGP_DEB_VERSION)' || get '$(BGP_DEB)'; }; } \
+	  || { echo "bgp-data: cannot download Debian's $(BGP_DEB) (apt-get download $(BGP_DEB)); put its $(BGP_DEB_FILE) gunzipped at $(BGP_TABLE)" >&2; exit 1; }; \
+	dpkg-deb --fsys-tarfile ./*.deb | tar -xO '$(BGP_DEB_FILE)' | gunzip > table.dat; \
+	echo "$(BGP_SHA256)  table.dat" | sha256sum -c --status \
+	  || { echo "bgp-data: $(BGP_DEB_FILE) in $$(ls ./*.deb) is not the pinned snapshot (SHA-256 $$(sha256sum < table.dat | cut -c1-64), want $(BGP_SHA256)); pin BGP_DEB_VERSION to a version that ships it" >&2; exit 1; }; \
+	mkdir -p "$(dir $(BGP_TABLE))"; mv table.dat "$(BGP_TABLE)"; \
+	echo "bgp-data: $(BGP_TABLE) from $$(ls ./*.deb)"
 
 ## ---- instruction counts (issue 11): benchmarks CI can trust ----------------------------
 # benches/icount.py runs target/release/icount under `valgrind --tool=callgrind` (counts,

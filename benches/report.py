@@ -5,7 +5,8 @@ Reads what the runs of `make bench` left behind:
 
     --criterion DIR   criterion's estimates (DIR/**/new/{benchmark,estimates}.json) of
                       `make bench-lpm`
-    --results DIR     sweep.json (lpm-sweep), mapsctl-bench.json (`mapsctl bench --json`),
+    --results DIR     sweep.json (lpm-sweep), lpm-bgp.json (`lpm-report --bgp-json`: the
+                      BGP table's size and memory), mapsctl-bench.json (`mapsctl bench --json`),
                       wasm.json (bench_wasm.py), envoy.json (bench_envoy.py)
 
 and replaces the text between `<!-- bench:begin -->` and `<!-- bench:end -->` in
@@ -250,6 +251,14 @@ def section(crit: dict[str, float], res: Path, chart_name: str | None) -> str:
     bpp = None if m_maps is None else m_maps / 1_000_000
     s.append(f"| compiled IPv4 table ≤ 9 bytes per prefix (LPM alone, 1M) | {f(bpp)} | "
              f"{verdict(None if bpp is None else bpp <= 9)} |")
+    bgp = load(res / "lpm-bgp.json") or {}
+    bgp_dir = ratio(c("lpm/v4-bgp/dir24-8"), c("lpm/v4-bgp/maps"))
+    if bgp.get("measured") or bgp_dir is not None:
+        mem = (bgp.get("v4") or {}).get("memory_bytes") or {}
+        s.append(f"| — on a real BGP-derived table ({(bgp.get('v4') or {}).get('prefixes', 0):,} "
+                 "IPv4 prefixes, below): throughput vs DIR-24-8, memory | "
+                 f"{f(bgp_dir, '{:.2f}×')}, "
+                 f"{f(ratio(mem.get('dir24-8'), mem.get('maps')), '1/{:.1f}')} | (for information) |")
     if mb:
         s.append(f"| — the whole classifier (`mapsctl bench`: {mb['prefixes']:,} prefixes, IPv4 + "
                  f"IPv6, registrations, destinations) | {mb['bytes_per_prefix']:.2f} bytes/prefix | "
@@ -430,8 +439,52 @@ def section(crit: dict[str, float], res: Path, chart_name: str | None) -> str:
     else:
         s.append("Not measured in this run.")
         s.append("")
+    s += bgp_section(crit, res)
     s.append(END)
     return "\n".join(s) + "\n"
+
+
+def bgp_section(crit: dict[str, float], res: Path) -> list[str]:
+    """The LPM benches on the real BGP-derived table (criterion `lpm/v4-bgp/*`,
+    `lpm/v6-bgp/*`, `compile/*-bgp`; sizes and memory from `lpm-report --bgp-json`)."""
+    s = ["### A real BGP-derived table (criterion `lpm/v4-bgp/*`, `lpm/v6-bgp/*`)", ""]
+    bgp = load(res / "lpm-bgp.json") or {}
+    ids = [k for k in crit if k.startswith(("lpm/v4-bgp/", "lpm/v6-bgp/"))]
+    if not bgp.get("measured") or not ids:
+        return s + ["Not measured in this run (`make bench-lpm` fetches the table with "
+                    "`make bgp-data` and measures it).", ""]
+    v4, v6 = bgp["v4"], bgp["v6"]
+    s.append(f"{bgp['source']}: {v4['prefixes']:,} IPv4 and {v6['prefixes']:,} IPv6 prefixes "
+             "(see benches/README.md). Each prefix's value is its position in the file (the "
+             "classifier names the matched prefix); lookups: "
+             f"{bgp['lookups']:,} addresses drawn like the synthetic streams (half inside a "
+             "random prefix, half random addresses no prefix covers). `maps-origin-as`, for "
+             "information: `maps` holding each prefix's origin AS instead, as a FIB would "
+             f"({v4['distinct_origin_as']:,} distinct values), so that leaves merge.")
+    s.append("")
+    s.append("| impl | IPv4 ns/lookup | vs dir24-8 | IPv4 memory (bytes/prefix) | "
+             "IPv6 ns/lookup | vs maps | IPv6 memory (bytes/prefix) |")
+    s.append("|---|---:|---:|---:|---:|---:|---:|")
+
+    def mem(fam: dict, impl: str) -> str:
+        b = (fam["maps_bytes_with_origin_as_values"] if impl == "maps-origin-as"
+             else fam["memory_bytes"].get(impl))
+        return "n/a" if b is None else f"{b / MIB:.2f} MiB ({b / fam['prefixes']:.2f})"
+
+    for impl in ("maps", "dir24-8", "prefix-trie", "ip-network-table", "maps-origin-as"):
+        n4, n6 = crit.get(f"lpm/v4-bgp/{impl}"), crit.get(f"lpm/v6-bgp/{impl}")
+        s.append(f"| {impl} | {f(n4, '{:.1f}')} | "
+                 f"{f(ratio(crit.get('lpm/v4-bgp/dir24-8'), n4), '{:.2f}×')} | {mem(v4, impl)} | "
+                 f"{f(n6, '{:.1f}', '')} | "
+                 f"{f(ratio(crit.get('lpm/v6-bgp/maps'), n6), '{:.2f}×', '')} | "
+                 f"{mem(v6, impl) if n6 is not None else ''} |")
+    s.append("")
+    # compile/<case> is measured per prefix: ns per prefix times the prefixes, in ms.
+    c4, c6 = crit.get("compile/v4-bgp"), crit.get("compile/v6-bgp")
+    s.append(f"Compile: IPv4 {f(c4 and c4 * v4['prefixes'] / 1e6, '{:.0f} ms')}, "
+             f"IPv6 {f(c6 and c6 * v6['prefixes'] / 1e6, '{:.0f} ms')}.")
+    s.append("")
+    return s
 
 
 def main() -> int:

@@ -10,10 +10,15 @@
 //! | `ip-network-table` | the `ip_network_table` crate (a tree bitmap) |
 //! | `linear` | the naive model, a scan over every prefix (small tables only) |
 //!
+//! Beside the seeded tables, [`bgp`] loads a real BGP-derived table (pyasn's RouteViews
+//! snapshot, fetched by `make bgp-data`) for the `v4-bgp` / `v6-bgp` benches.
+//!
 //! `benches/lpm.rs` holds the criterion benches; `tests/agree.rs` checks that every
-//! implementation gives the same answers; the `lpm-report` binary turns criterion's
-//! estimates into the LPM section of `benches/RESULTS.md`.
+//! implementation gives the same answers (`tests/bgp.rs` on the BGP table); the
+//! `lpm-report` binary turns criterion's estimates into the LPM section of
+//! `benches/RESULTS.md`.
 
+pub mod bgp;
 pub mod dir24_8;
 
 use ip_network::{Ipv4Network, Ipv6Network};
@@ -181,7 +186,10 @@ pub struct Workload4 {
 impl Workload4 {
     /// `n` prefixes, `lookups` addresses, [`HIT_RATIO`] of them hits.
     pub fn new(n: usize, lookups: usize) -> Self {
-        let table = testgen::ipv4_table(n, testgen::SEED);
+        Self::from_table(testgen::ipv4_table(n, testgen::SEED), lookups)
+    }
+    /// A given table (e.g. [`bgp`]'s) with a stream drawn from it the same way.
+    pub fn from_table(table: Vec<(u32, u8, u32)>, lookups: usize) -> Self {
         let lookups = testgen::ipv4_lookups(&table, lookups, HIT_RATIO, testgen::SEED);
         Workload4 { table, lookups }
     }
@@ -196,7 +204,11 @@ pub struct Workload6 {
 impl Workload6 {
     /// `n` prefixes, `lookups` addresses, [`HIT_RATIO`] of them hits.
     pub fn new(n: usize, lookups: usize) -> Self {
-        let table = testgen::ipv6_table(n, testgen::SEED);
+        Self::from_table(testgen::ipv6_table(n, testgen::SEED), lookups)
+    }
+    /// A given table with a stream drawn from it the same way (misses inside
+    /// `2000::/3`).
+    pub fn from_table(table: Vec<(u128, u8, u32)>, lookups: usize) -> Self {
         let lookups = testgen::ipv6_lookups(&table, lookups, HIT_RATIO, testgen::SEED);
         Workload6 { table, lookups }
     }

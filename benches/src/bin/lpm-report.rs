@@ -3,14 +3,18 @@
 //! (rebuilt here from the same seeds) and the machine it ran on.
 //!
 //! ```text
-//! lpm-report [--criterion DIR] [--write FILE]
+//! lpm-report [--criterion DIR] [--write FILE] [--bgp-json FILE]
 //! ```
 //!
 //! Without `--write` the section goes to standard output; with it, the section
 //! between `<!-- lpm:begin -->` and `<!-- lpm:end -->` in FILE is replaced (or
-//! appended), leaving the rest of the file alone.
+//! appended), leaving the rest of the file alone. The section ends with the rows of
+//! the real BGP-derived table (`lpm/v4-bgp/*`, `lpm/v6-bgp/*`) when `make bgp-data`
+//! has fetched it; `--bgp-json` also writes that table's size and memory figures for
+//! `benches/report.py` (which has no way to measure them).
 
-use maps_benches::{All4, All6, Workload4, Workload6, LOOKUPS, V4_N, V6_N};
+use maps_benches::{bgp, All4, All6, Workload4, Workload6, LOOKUPS, V4_N, V6_N};
+use policy_core::{Lpm4, Lpm6};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -100,6 +104,152 @@ fn machine() -> String {
     )
 }
 
+/// Appends the rows of the real BGP-derived table to `s` and returns its figures as
+/// JSON (`{"measured": false}` when the table is absent). `ns`: ns per lookup of a
+/// bench id; `ms`: ms per iteration.
+fn bgp_section(
+    s: &mut String,
+    ns: &dyn Fn(&str) -> Option<f64>,
+    ms: &dyn Fn(&str) -> Option<f64>,
+) -> Result<Value, String> {
+    let _ = writeln!(s, "\n### A real BGP-derived table (`v4-bgp`, `v6-bgp`)\n");
+    let Some(t) = bgp::load()? else {
+        let _ = writeln!(
+            s,
+            "Not measured: {}.",
+            bgp::skip_message("the BGP table", &bgp::path())
+        );
+        return Ok(serde_json::json!({ "measured": false }));
+    };
+    let Some(all4) = All4::build(&t.v4) else {
+        return Err("DIR-24-8 cannot hold the BGP table's values".into());
+    };
+    let all6 = All6::build(&t.v6);
+    let (n4, n6) = (t.v4.len(), t.v6.len());
+    let m4 = all4.maps.memory_bytes() as f64;
+    let mdir = all4.dir.memory_bytes() as f64;
+    let mpt4 = all4.prefix_trie.memory_bytes() as f64;
+    let m6 = all6.maps.memory_bytes() as f64;
+    let mpt6 = all6.prefix_trie.memory_bytes() as f64;
+    // What a FIB would hold: values that repeat (here the origin AS), so that leaf
+    // runs can merge. For information: the classifier cannot do that.
+    let with_asn4 = bgp::with_origin_as(&t.v4, &t.v4_asn);
+    let with_asn6 = bgp::with_origin_as(&t.v6, &t.v6_asn);
+    let m4_asn = Lpm4::build(&with_asn4).memory_bytes() as f64;
+    let m6_asn = Lpm6::build(&with_asn6).memory_bytes() as f64;
+    let distinct = |v: &[u32]| v.iter().collect::<std::collections::BTreeSet<_>>().len();
+    let mib = |b: f64| b / (1024.0 * 1024.0);
+
+    let _ = writeln!(
+        s,
+        "{}: {n4} IPv4 and {n6} IPv6 prefixes (`make bgp-data`; see benches/README.md). \
+         Each prefix's value is its position in the file (the classifier names the matched \
+         prefix, so every prefix has a value of its own, as in the synthetic tables); the \
+         lookup streams are drawn from the table as the synthetic ones are ({LOOKUPS} \
+         addresses, half inside a random prefix, half random addresses no prefix covers; \
+         same seed).\n",
+        bgp::SOURCE
+    );
+    let _ = writeln!(
+        s,
+        "| bench | ns/lookup | Mlookups/s | memory | bytes/prefix | vs dir24-8 | vs maps |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+    let dir = Some("lpm/v4-bgp/dir24-8");
+    for (id, mem, n, base) in [
+        ("lpm/v4-bgp/maps", Some(m4), n4, dir),
+        ("lpm/v4-bgp/dir24-8", Some(mdir), n4, dir),
+        ("lpm/v4-bgp/prefix-trie", Some(mpt4), n4, dir),
+        ("lpm/v4-bgp/ip-network-table", None, n4, dir),
+        ("lpm/v4-bgp/maps-origin-as", Some(m4_asn), n4, dir),
+        ("lpm/v6-bgp/maps", Some(m6), n6, None),
+        ("lpm/v6-bgp/prefix-trie", Some(mpt6), n6, None),
+        ("lpm/v6-bgp/ip-network-table", None, n6, None),
+    ] {
+        row(s, ns, id, mem, n, base);
+    }
+    let ratio = |a: &str, b: &str| match (ns(a), ns(b)) {
+        (Some(x), Some(y)) => format!("{:.2}×", x / y),
+        _ => "n/a".into(),
+    };
+    let _ = writeln!(
+        s,
+        "\nOn this table `maps` has {} DIR-24-8's throughput in 1/{:.1} of its memory \
+         ({:.2} MiB against {:.1} MiB), {} `prefix-trie`'s and {} `ip_network_table`'s; on \
+         IPv6 {} `prefix-trie`'s. `maps-origin-as` (for information) is `maps` holding each \
+         prefix's origin AS instead, what a FIB holds: {} distinct values for {n4} IPv4 \
+         prefixes, so leaves merge and the table takes {:.2} MiB ({:.2} bytes/prefix; \
+         IPv6: {:.2} MiB), with {} DIR-24-8's throughput; the classifier cannot do that, \
+         since it names the matched prefix.\n",
+        ratio("lpm/v4-bgp/dir24-8", "lpm/v4-bgp/maps"),
+        mdir / m4,
+        mib(m4),
+        mib(mdir),
+        ratio("lpm/v4-bgp/prefix-trie", "lpm/v4-bgp/maps"),
+        ratio("lpm/v4-bgp/ip-network-table", "lpm/v4-bgp/maps"),
+        ratio("lpm/v6-bgp/prefix-trie", "lpm/v6-bgp/maps"),
+        distinct(&t.v4_asn),
+        mib(m4_asn),
+        m4_asn / n4 as f64,
+        mib(m6_asn),
+        ratio("lpm/v4-bgp/dir24-8", "lpm/v4-bgp/maps-origin-as"),
+    );
+    let _ = writeln!(s, "| compile | time |\n|---|---:|");
+    for id in ["compile/v4-bgp", "compile/v6-bgp"] {
+        let _ = writeln!(
+            s,
+            "| `{id}` | {} |",
+            ms(id).map_or("n/a".into(), |m| format!("{m:.0} ms"))
+        );
+    }
+    Ok(serde_json::json!({
+        "measured": true,
+        "source": bgp::SOURCE,
+        "values": "position in the file",
+        "lookups": LOOKUPS,
+        "v4": {
+            "prefixes": n4,
+            "memory_bytes": { "maps": m4, "dir24-8": mdir, "prefix-trie": mpt4 },
+            "maps_bytes_with_origin_as_values": m4_asn,
+            "distinct_origin_as": distinct(&t.v4_asn),
+        },
+        "v6": {
+            "prefixes": n6,
+            "memory_bytes": { "maps": m6, "prefix-trie": mpt6 },
+            "maps_bytes_with_origin_as_values": m6_asn,
+            "distinct_origin_as": distinct(&t.v6_asn),
+        },
+    }))
+}
+
+/// One row of an LPM table: ns/lookup, Mlookups/s, memory, bytes/prefix, and the
+/// throughput ratios to `base` and to the same case's `maps`.
+fn row(
+    s: &mut String,
+    ns: &dyn Fn(&str) -> Option<f64>,
+    id: &str,
+    mem: Option<f64>,
+    n: usize,
+    base: Option<&str>,
+) {
+    let v = ns(id);
+    let cell = |x: Option<f64>, f: &dyn Fn(f64) -> String| x.map_or("n/a".into(), f);
+    let rel = |other: &str| match (ns(other), v) {
+        (Some(o), Some(v)) => format!("{:.2}×", o / v),
+        _ => "".into(),
+    };
+    let _ = writeln!(
+        s,
+        "| `{id}` | {} | {} | {} | {} | {} | {} |",
+        cell(v, &|v| format!("{v:.1}")),
+        cell(v, &|v| format!("{:.1}", 1e3 / v)),
+        cell(mem, &|m| format!("{:.2} MiB", m / (1024.0 * 1024.0))),
+        cell(mem, &|m| format!("{:.2}", m / n as f64)),
+        base.map_or(String::new(), rel),
+        rel(&id.replace(id.rsplit('/').next().unwrap_or(""), "maps")),
+    );
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| {
@@ -156,26 +306,9 @@ fn main() -> ExitCode {
         "| bench | ns/lookup | Mlookups/s | memory | bytes/prefix | vs dir24-8 | vs maps |"
     );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
-    let row = |s: &mut String, id: &str, mem: Option<f64>, n: usize, base: Option<&str>| {
-        let v = ns(id);
-        let cell = |x: Option<f64>, f: &dyn Fn(f64) -> String| x.map_or("n/a".into(), f);
-        let rel = |other: &str| match (ns(other), v) {
-            (Some(o), Some(v)) => format!("{:.2}×", o / v),
-            _ => "".into(),
-        };
-        let _ = writeln!(
-            s,
-            "| `{id}` | {} | {} | {} | {} | {} | {} |",
-            cell(v, &|v| format!("{v:.1}")),
-            cell(v, &|v| format!("{:.1}", 1e3 / v)),
-            cell(mem, &|m| format!("{:.2} MiB", mib(m))),
-            cell(mem, &|m| format!("{:.2}", m / n as f64)),
-            base.map_or(String::new(), rel),
-            rel(&id.replace(id.rsplit('/').next().unwrap_or(""), "maps")),
-        );
-    };
     row(
         &mut s,
+        &ns,
         "lpm/v4-1m/maps",
         Some(b4),
         V4_N,
@@ -183,6 +316,7 @@ fn main() -> ExitCode {
     );
     row(
         &mut s,
+        &ns,
         "lpm/v4-1m/dir24-8",
         Some(bdir),
         V4_N,
@@ -190,6 +324,7 @@ fn main() -> ExitCode {
     );
     row(
         &mut s,
+        &ns,
         "lpm/v4-1m/prefix-trie",
         Some(all4.prefix_trie.memory_bytes() as f64),
         V4_N,
@@ -197,24 +332,33 @@ fn main() -> ExitCode {
     );
     row(
         &mut s,
+        &ns,
         "lpm/v4-1m/ip-network-table",
         None,
         V4_N,
         Some("lpm/v4-1m/dir24-8"),
     );
-    row(&mut s, "lpm/v6-200k/maps", Some(b6), V6_N, None);
+    row(&mut s, &ns, "lpm/v6-200k/maps", Some(b6), V6_N, None);
     row(
         &mut s,
+        &ns,
         "lpm/v6-200k/prefix-trie",
         Some(all6.prefix_trie.memory_bytes() as f64),
         V6_N,
         None,
     );
-    row(&mut s, "lpm/v6-200k/ip-network-table", None, V6_N, None);
-    row(&mut s, "lpm/v4-1k/maps", None, 1000, None);
-    row(&mut s, "lpm/v4-1k/linear", None, 1000, None);
-    row(&mut s, "lpm/v6-1k/maps", None, 1000, None);
-    row(&mut s, "lpm/v6-1k/linear", None, 1000, None);
+    row(
+        &mut s,
+        &ns,
+        "lpm/v6-200k/ip-network-table",
+        None,
+        V6_N,
+        None,
+    );
+    row(&mut s, &ns, "lpm/v4-1k/maps", None, 1000, None);
+    row(&mut s, &ns, "lpm/v4-1k/linear", None, 1000, None);
+    row(&mut s, &ns, "lpm/v6-1k/maps", None, 1000, None);
+    row(&mut s, &ns, "lpm/v6-1k/linear", None, 1000, None);
     let _ = writeln!(
         s,
         "\n\"vs dir24-8\" and \"vs maps\" are throughput ratios (the other's ns ÷ this one's): \
@@ -291,7 +435,21 @@ fn main() -> ExitCode {
         compile.map_or("n/a".into(), |m| format!("{m:.0} ms")),
         verdict(compile.map(|m| m < 1000.0))
     );
+    let bgp_json = match bgp_section(&mut s, &ns, &ms) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("lpm-report: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let _ = writeln!(s, "{END}");
+
+    if let Some(file) = arg("--bgp-json") {
+        if let Err(e) = std::fs::write(&file, bgp_json.to_string()) {
+            eprintln!("lpm-report: cannot write {file}: {e}");
+            return ExitCode::from(2);
+        }
+    }
 
     match arg("--write") {
         None => {
