@@ -196,6 +196,230 @@ def chart(sweep: dict, wasm: dict | None) -> str:
     return "\n".join(out) + "\n"
 
 
+def envoy_at(env: dict | None, n: int) -> dict | None:
+    """The figures at table size `n` of an envoy.json, per-size (issue 11) or from
+    before (one size, at the top level)."""
+    if not env:
+        return None
+    if "by_size" in env:
+        return env["by_size"].get(str(n))
+    return env if env.get("prefixes") == n else None
+
+
+ENVOY_LABELS = (("none", "no wasm filter"), ("noop", "no-op proxy-wasm filter"),
+                ("hostcalls", "no-op filter making the plugin's host calls"),
+                ("iptag", "`ip_tagging` + tag routes (no wasm)"),
+                ("maps", "MAPS plugin"))
+# "Flat" (issue 11 sets no figure): the MAPS Envoy's requests/s at 200k..2M prefixes
+# within this fraction of each other, about the run-to-run noise of this machine.
+FLAT_SPREAD = 0.05
+
+
+def envoy_section(env: dict | None) -> list[str]:
+    s = ["### In Envoy (`make bench-envoy`)", ""]
+    if not env or not ("by_size" in env or "ratios" in env):
+        return s + ["Not measured in this run.", ""]
+    if "by_size" not in env:
+        return s + envoy_single(env)
+    sizes = [env["by_size"][str(n)] for n in env["sizes"] if str(n) in env["by_size"]]
+    if not sizes:
+        return s + ["Not measured in this run.", ""]
+    limit = env.get("iptag_max_ranges", 262_144)
+    s.append(
+        f"Envoy {dict(machine()).get('Envoy', '')} `--concurrency 1`; wrk "
+        f"`-t1 -c{env['connections']} -d{env['duration_s']:.0f}s` on 127.0.0.1 (each run "
+        f"after a {env.get('warmup_s', 0):.0f} s warm-up run). Per table size "
+        f"{env['rounds']} round{'s' if env['rounds'] != 1 else ''}, each running every "
+        "configuration once, back to back; a "
+        "figure is the configuration's best round at that size, so every ratio compares "
+        "runs of the same few minutes (the no filter, no-op and host-call Envoys do not "
+        "depend on the table: started once, measured again in every size's rounds). "
+        "Upstream: a second listener of the same Envoy answering with a `direct_response`. "
+        "MAPS: the plugin holding a policy of that many prefixes (`mapsctl gen`, packed), "
+        "through ECDS. `ip_tagging`: Envoy's built-in LC-trie holding the same table with "
+        "exact MAPS semantics (nested prefixes of different outcome flattened into disjoint "
+        "ranges carrying the longest match's outcome, outcomes from `mapsctl classify`), "
+        "one route per tag (a `maps` decision's edge and backup) on `x-envoy-ip-tags` and "
+        f"a catch-all; Envoy refuses more than {limit:,} ranges. Requests carry a client "
+        "address in `x-forwarded-for` (half of them inside the table) and `:authority` "
+        "outlook.office365.com. Checked in the same run: the flattened table gives "
+        "`mapsctl`'s answer, and each address sent once takes a tagged route exactly when "
+        "the plugin counts it `maps`.")
+    s.append("")
+    s.append("| prefixes | filter | requests/s | vs no filter | vs no-op | p50 | p99 | "
+             "Envoy RSS | peak RSS | start → ready |")
+    s.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for z in sizes:
+        first = True
+        for k, label in ENVOY_LABELS:
+            x = z.get(k)
+            if x is None:
+                continue
+            cell = f"{z['prefixes']:,}" if first else ""
+            first = False
+            if "refused" in x:
+                s.append(f"| {cell} | {label} | refused: {x.get('ranges', 0):,} ranges > "
+                         f"{limit:,} | | | | | | | |")
+                continue
+            s.append(f"| {cell} | {label} | {x['requests_per_s']:,.0f} | "
+                     f"{x['requests_per_s'] / z['none']['requests_per_s']:.2f}× | "
+                     f"{x['requests_per_s'] / z['noop']['requests_per_s']:.2f}× | "
+                     f"{x['p50_ms']:.2f} ms | {x['p99_ms']:.2f} ms | "
+                     f"{(x['rss_bytes'] or 0) / MIB:.0f} MiB | "
+                     f"{(x['rss_peak_bytes'] or 0) / MIB:.0f} MiB | {x['ready_s']:.2f} s |")
+    s.append("")
+
+    def us(z: dict, k: str) -> float:
+        return 1e6 / z[k]["requests_per_s"]
+
+    s.append("| prefixes | `ip_tagging` table | MAPS ÷ `ip_tagging` (best / median round) | "
+             "MAPS ÷ no-op (best / median round) | µs per request: no-op, host calls, MAPS "
+             "(over the one before) | MAPS policy (packed) | MAPS ready after no-op | "
+             "ECDS reload applied / served |")
+    s.append("|---:|---|---:|---:|---:|---:|---:|---:|")
+    for z in sizes:
+        t, r = z.get("iptag_table", {}), z["ratios"]
+        table = (f"{t.get('ranges', 0):,} ranges, {t.get('tags', 0)} tags"
+                 + ("" if t.get("fits", True) else f" (refused: > {limit:,})"))
+        vs_ip = (f"{r['maps_over_iptag']:.2f}× / {r['median_round']['maps_over_iptag']:.2f}×"
+                 if "maps_over_iptag" in r else "n/a")
+        rl = z.get("reload", {})
+        s.append(f"| {z['prefixes']:,} | {table} | {vs_ip} | "
+                 f"{r['maps_over_noop']:.2f}× / {r['median_round']['maps_over_noop']:.2f}× | "
+                 f"{us(z, 'noop') - us(z, 'none'):.1f}, {us(z, 'hostcalls') - us(z, 'noop'):.1f}, "
+                 f"{us(z, 'maps') - us(z, 'hostcalls'):.1f} | "
+                 f"{z['policy_json_bytes'] / MIB:.1f} MiB | {z['maps_load_over_noop_s']:.2f} s | "
+                 f"{f(rl.get('ecds_applied_s'), '{:.2f} s')} / "
+                 f"{f(rl.get('worker_serving_s'), '{:.2f} s')} |")
+    s.append("")
+    c = env.get("curve") or {}
+    if c.get("rows"):
+        s.append(f"The plugin's per-request cost against table size, relative to "
+                 f"{c['base']:,} prefixes (MAPS ÷ no-op, the no-op filter measured in the "
+                 "same rounds, is a control for the machine's drift between sizes, at the "
+                 "price of a second measurement's noise):")
+        s.append("")
+        s.append("| prefixes | MAPS requests/s | µs per request | ÷ base | MAPS ÷ no-op | ÷ base |")
+        s.append("|---:|---:|---:|---:|---:|---:|")
+        for row in c["rows"]:
+            s.append(f"| {row['prefixes']:,} | {row['maps_requests_per_s']:,.0f} | "
+                     f"{row['maps_us_per_request']:.1f} | {row['rps_over_base']:.3f} | "
+                     f"{row['maps_over_noop']:.3f} | {row['maps_over_noop_over_base']:.3f} |")
+        s.append("")
+    s += issue11_targets(env)
+    rounds = "; ".join(
+        f"{z['prefixes']:,}: " + ", ".join(
+            f"{k} " + "/".join(f"{v:,.0f}" for v in z[k]["rounds_requests_per_s"])
+            for k, _ in ENVOY_LABELS if k in z and "rounds_requests_per_s" in z[k])
+        for z in sizes)
+    s.append(f"Rounds (requests/s): {rounds}. Whole `make bench-envoy`: "
+             f"{f(env.get('total_s'), '{:.0f} s')}.")
+    s.append("")
+    return s
+
+
+def issue11_targets(env: dict) -> list[str]:
+    """The issue 11 targets for Envoy: measured, met or missed."""
+    s = ["#### Issue 11 targets (Envoy)", "", "| target | measured | |", "|---|---|---|"]
+    for n in (10_000, 200_000):
+        z = envoy_at(env, n)
+        label = f"plugin ≥ 1.0× `ip_tagging` + tag route, {n:,} prefixes"
+        if not z or "ratios" not in z:
+            s.append(f"| {label} | n/a | not measured |")
+        elif "maps_over_iptag" in z["ratios"]:
+            r = z["ratios"]
+            s.append(f"| {label} | {r['maps_over_iptag']:.2f}× (median round "
+                     f"{r['median_round']['maps_over_iptag']:.2f}×) | "
+                     f"{verdict(r['maps_over_iptag'] >= 1.0)} |")
+        else:
+            t = z.get("iptag_table", {})
+            s.append(f"| {label} | `ip_tagging` refuses the table ({t.get('ranges', 0):,} "
+                     f"ranges > {env.get('iptag_max_ranges', 262_144):,}); only the plugin "
+                     "serves it | no baseline |")
+    sizes = [envoy_at(env, n) for n in env.get("sizes", [])]
+    sizes = [z for z in sizes if z and "ratios" in z]
+    if sizes:
+        worst = min(z["ratios"]["maps_over_noop"] for z in sizes)
+        s.append("| plugin ≥ 0.95× the no-op wasm filter, every size | "
+                 + ", ".join(f"{z['prefixes']:,}: {z['ratios']['maps_over_noop']:.2f}×"
+                             for z in sizes)
+                 + f" | {verdict(worst >= 0.95)} |")
+    else:
+        s.append("| plugin ≥ 0.95× the no-op wasm filter | n/a | not measured |")
+    c = env.get("curve") or {}
+    flat = c.get("flat_sizes") or []
+    label = ("per-request cost flat from 200k to 2M prefixes (MAPS requests/s within "
+             f"{FLAT_SPREAD * 100:.0f} %)")
+    if c.get("flat_spread") is not None:
+        measured = (f"spread {c['flat_spread'] * 100:.1f} % over "
+                    + ", ".join(f"{n:,}" for n in flat)
+                    + (f" (of MAPS ÷ no-op: {c['flat_spread_vs_noop'] * 100:.1f} %)"
+                       if c.get("flat_spread_vs_noop") is not None else ""))
+        if 200_000 in flat and 2_000_000 in flat:
+            s.append(f"| {label} | {measured} | {verdict(c['flat_spread'] <= FLAT_SPREAD)} |")
+        else:
+            s.append(f"| {label} | {measured} only | not measured (sizes missing) |")
+    else:
+        s.append(f"| {label} | n/a | not measured |")
+    s.append("")
+    return s
+
+
+def envoy_single(env: dict) -> list[str]:
+    """The Envoy section of an envoy.json from before issue 11 (one table size, no
+    ip_tagging): as those runs were reported."""
+    s: list[str] = []
+    s.append(f"Envoy {dict(machine()).get('Envoy', '')} `--concurrency 1`; wrk "
+             f"`-t1 -c{env['connections']} -d{env['duration_s']:.0f}s` on 127.0.0.1, "
+             f"best of {env['rounds']} interleaved rounds (each after a warm-up run). "
+             "Upstream: a second listener of the same Envoy answering with a "
+             "`direct_response` (so every figure includes one upstream HTTP exchange on "
+             "the same worker thread). MAPS: the plugin holding a "
+             f"{env['prefixes']:,}-prefix policy (`mapsctl gen`, "
+             f"{env['policy_json_bytes'] / MIB:.1f} MiB packed), through ECDS; requests "
+             "carry a client address in `x-forwarded-for` and `:authority` "
+             "outlook.office365.com; classes seen: "
+             + ", ".join(f"{k} {v:,}" for k, v in env.get("maps_classes", {}).items()) + ".")
+    s.append("")
+    s.append("| filter | requests/s | vs no filter | vs no-op | p50 | p99 | Envoy RSS | peak RSS | start → ready |")
+    s.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for k, label in (("none", "no wasm filter"), ("noop", "no-op proxy-wasm filter"),
+                     ("hostcalls", "no-op filter making the plugin's host calls"),
+                     ("maps", f"MAPS plugin, {env['prefixes']:,} prefixes")):
+        if k not in env:
+            continue
+        x = env[k]
+        s.append(f"| {label} | {x['requests_per_s']:,.0f} | "
+                 f"{x['requests_per_s'] / env['none']['requests_per_s']:.2f}× | "
+                 f"{x['requests_per_s'] / env['noop']['requests_per_s']:.2f}× | "
+                 f"{x['p50_ms']:.2f} ms | {x['p99_ms']:.2f} ms | "
+                 f"{(x['rss_bytes'] or 0) / MIB:.0f} MiB | {(x['rss_peak_bytes'] or 0) / MIB:.0f} MiB | "
+                 f"{x['ready_s']:.2f} s |")
+    s.append("")
+    def us(k: str) -> float:
+        return 1e6 / env[k]["requests_per_s"]
+    per_req = us("maps") - us("noop")
+    per_noop = us("noop") - us("none")
+    rl = env.get("reload", {})
+    split = ""
+    if "hostcalls" in env:
+        split = (f" ({us('hostcalls') - us('noop'):.1f} µs of them are the plugin's host "
+                 "calls alone, as the `hostcalls` filter makes them, and "
+                 f"{us('maps') - us('hostcalls'):.1f} µs everything else the plugin does "
+                 "per request)")
+    s.append(f"Per request, the no-op filter adds {per_noop:.1f} µs and the MAPS plugin "
+             f"{per_req:.1f} µs more{split}, from the requests/s above. Policy load: the MAPS "
+             f"Envoy is ready {env['maps_load_over_noop_s']:.2f} s after the no-op one "
+             f"(start-up to `/ready`); an ECDS reload of another {env['prefixes']:,}-prefix "
+             f"policy was applied after {f(rl.get('ecds_applied_s'), '{:.2f} s')} and the "
+             f"worker served with it after {f(rl.get('worker_serving_s'), '{:.2f} s')}. "
+             "Rounds (requests/s): "
+             + "; ".join(f"{k} " + ", ".join(f"{v:,.0f}" for v in env[k]["rounds_requests_per_s"])
+                         for k in ("none", "noop", "hostcalls", "maps") if k in env) + ".")
+    s.append("")
+    return s
+
+
 # ---- the section ------------------------------------------------------------------------------
 def section(crit: dict[str, float], res: Path, chart_name: str | None) -> str:
     sweep = load(res / "sweep.json") or {}
@@ -273,8 +497,9 @@ def section(crit: dict[str, float], res: Path, chart_name: str | None) -> str:
                      + f" | {verdict(worst >= 0.8)} |")
         else:
             s.append(f"| inside wasm ≥ 0.8× native: {label} | n/a | not measured |")
-    if env and "ratios" in env:
-        r = env["ratios"]["maps_over_noop"]
+    env_1m = envoy_at(env, 1_000_000)
+    if env_1m and "ratios" in env_1m:
+        r = env_1m["ratios"]["maps_over_noop"]
         s.append(f"| Envoy: MAPS (1M prefixes) ≥ 0.9× no-op filter, requests/s | {r:.2f}× | "
                  f"{verdict(r >= 0.9)} |")
     else:
@@ -352,60 +577,7 @@ def section(crit: dict[str, float], res: Path, chart_name: str | None) -> str:
         s.append("")
 
     # -- Envoy
-    s.append("### In Envoy (`make bench-envoy`)")
-    s.append("")
-    if env and "ratios" in env:
-        s.append(f"Envoy {dict(machine()).get('Envoy', '')} `--concurrency 1`; wrk "
-                 f"`-t1 -c{env['connections']} -d{env['duration_s']:.0f}s` on 127.0.0.1, "
-                 f"best of {env['rounds']} interleaved rounds (each after a warm-up run). "
-                 "Upstream: a second listener of the same Envoy answering with a "
-                 "`direct_response` (so every figure includes one upstream HTTP exchange on "
-                 "the same worker thread). MAPS: the plugin holding a "
-                 f"{env['prefixes']:,}-prefix policy (`mapsctl gen`, "
-                 f"{env['policy_json_bytes'] / MIB:.1f} MiB packed), through ECDS; requests "
-                 "carry a client address in `x-forwarded-for` and `:authority` "
-                 "outlook.office365.com; classes seen: "
-                 + ", ".join(f"{k} {v:,}" for k, v in env.get("maps_classes", {}).items()) + ".")
-        s.append("")
-        s.append("| filter | requests/s | vs no filter | vs no-op | p50 | p99 | Envoy RSS | peak RSS | start → ready |")
-        s.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for k, label in (("none", "no wasm filter"), ("noop", "no-op proxy-wasm filter"),
-                         ("hostcalls", "no-op filter making the plugin's host calls"),
-                         ("maps", "MAPS plugin, 1M prefixes")):
-            if k not in env:
-                continue
-            x = env[k]
-            s.append(f"| {label} | {x['requests_per_s']:,.0f} | "
-                     f"{x['requests_per_s'] / env['none']['requests_per_s']:.2f}× | "
-                     f"{x['requests_per_s'] / env['noop']['requests_per_s']:.2f}× | "
-                     f"{x['p50_ms']:.2f} ms | {x['p99_ms']:.2f} ms | "
-                     f"{(x['rss_bytes'] or 0) / MIB:.0f} MiB | {(x['rss_peak_bytes'] or 0) / MIB:.0f} MiB | "
-                     f"{x['ready_s']:.2f} s |")
-        s.append("")
-        def us(k: str) -> float:
-            return 1e6 / env[k]["requests_per_s"]
-        per_req = us("maps") - us("noop")
-        per_noop = us("noop") - us("none")
-        rl = env.get("reload", {})
-        split = ""
-        if "hostcalls" in env:
-            split = (f" ({us('hostcalls') - us('noop'):.1f} µs of them are the plugin's host "
-                     "calls alone, as the `hostcalls` filter makes them, and "
-                     f"{us('maps') - us('hostcalls'):.1f} µs everything else the plugin does "
-                     "per request)")
-        s.append(f"Per request, the no-op filter adds {per_noop:.1f} µs and the MAPS plugin "
-                 f"{per_req:.1f} µs more{split}, from the requests/s above. Policy load: the MAPS "
-                 f"Envoy is ready {env['maps_load_over_noop_s']:.2f} s after the no-op one "
-                 f"(start-up to `/ready`); an ECDS reload of another {env['prefixes']:,}-prefix "
-                 f"policy was applied after {f(rl.get('ecds_applied_s'), '{:.2f} s')} and the "
-                 f"worker served with it after {f(rl.get('worker_serving_s'), '{:.2f} s')}. "
-                 "Rounds (requests/s): "
-                 + "; ".join(f"{k} " + ", ".join(f"{v:,.0f}" for v in env[k]["rounds_requests_per_s"])
-                             for k in ("none", "noop", "hostcalls", "maps") if k in env) + ".")
-        s.append("")
-    else:
-        s.append("Not measured in this run.")
-        s.append("")
+    s += envoy_section(env)
 
     # -- sweep
     s.append("### Throughput against table size (`lpm-sweep`)")
