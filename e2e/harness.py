@@ -122,7 +122,8 @@ class Edge:
         self.wait_all_healthy()
         return self
 
-    def config_args(self, policy: Path) -> list[str]:
+    def config_args(self, policy: Path, source: Path | None = None) -> list[str]:
+        """`source`: the JSON a compiled `policy` was compiled from (its link ids)."""
         args = [
             self.tools["mapsctl"], "envoy-config",
             "--policy", str(policy),
@@ -139,15 +140,16 @@ class Edge:
             "--health-interval-ms", str(self.health_interval_ms),
         ]
         # Addresses for the links this policy has (mapsctl refuses unknown link ids).
-        doc = json.loads(Path(policy).read_text())
+        doc = json.loads(Path(source or policy).read_text())
         ids = {l["id"] for e in doc.get("edges", []) for l in e.get("links", [])}
         for lid, link in self.links.links.items():
             if lid in ids:
                 args += ["--link", f"{lid}={link.address}"]
         return args + list(self.extra_args)
 
-    def mapsctl_envoy_config(self, policy: Path, ecds_only: bool = False) -> str:
-        args = self.config_args(policy) + (["--ecds-only"] if ecds_only else [])
+    def mapsctl_envoy_config(self, policy: Path, ecds_only: bool = False,
+                             source: Path | None = None) -> str:
+        args = self.config_args(policy, source) + (["--ecds-only"] if ecds_only else [])
         r = subprocess.run(args, capture_output=True, text=True, timeout=60)
         if r.returncode != 0:
             raise RuntimeError(

@@ -318,7 +318,21 @@ fn duration_ms(ms: u32) -> String {
 /// The plugin configuration of one filter: the policy text, the shared VM, and a
 /// failure policy that reloads a crashed VM (requests fail closed meanwhile, so a
 /// client's own `x-maps-*` headers never reach the route).
-fn plugin_config(name: &str, root_id: &str, policy_json: &str, settings: &Settings) -> Value {
+fn plugin_config(name: &str, root_id: &str, policy: &[u8], settings: &Settings) -> Value {
+    // A compiled policy (`mapsctl compile`) is binary: Envoy hands a `BytesValue`'s
+    // bytes to the plugin as they are (JSON carries them in base64).
+    let configuration = if policy_core::is_compiled(policy) {
+        use base64::Engine as _;
+        json!({
+            "@type": "type.googleapis.com/google.protobuf.BytesValue",
+            "value": base64::engine::general_purpose::STANDARD.encode(policy)
+        })
+    } else {
+        json!({
+            "@type": "type.googleapis.com/google.protobuf.StringValue",
+            "value": String::from_utf8_lossy(policy)
+        })
+    };
     json!({
         "name": name,
         "root_id": root_id,
@@ -327,25 +341,23 @@ fn plugin_config(name: &str, root_id: &str, policy_json: &str, settings: &Settin
             "runtime": "envoy.wasm.runtime.v8",
             "code": {"local": {"filename": settings.plugin.display().to_string()}}
         },
-        "configuration": {
-            "@type": "type.googleapis.com/google.protobuf.StringValue",
-            "value": policy_json
-        },
+        "configuration": configuration,
         "failure_policy": "FAIL_RELOAD"
     })
 }
 
 /// A version string for a policy text ([`policy_core::policy_version`]; shown by
 /// Envoy's `extension_config_discovery.*.version_text`).
-pub fn policy_version(policy_json: &str) -> String {
-    policy_core::policy_version(policy_json.as_bytes())
+pub fn policy_version(policy: impl AsRef<[u8]>) -> String {
+    policy_core::policy_version(policy.as_ref())
 }
 
 /// The ECDS file (a `DiscoveryResponse`) that delivers the HTTP filter with
 /// `policy_json`. Writing a new one (atomically: [`write_atomic`]) hot-reloads the
 /// policy; a policy the plugin refuses is rejected by Envoy and the last good one
 /// keeps serving.
-pub fn http_ecds(policy_json: &str, settings: &Settings) -> Value {
+pub fn http_ecds(policy: impl AsRef<[u8]>, settings: &Settings) -> Value {
+    let policy_json = policy.as_ref();
     ecds(
         HTTP_FILTER,
         HTTP_ROOT_ID,
@@ -356,15 +368,21 @@ pub fn http_ecds(policy_json: &str, settings: &Settings) -> Value {
 }
 
 /// The ECDS file of the network (L4) filter.
-pub fn tcp_ecds(policy_json: &str, settings: &Settings) -> Value {
-    ecds(TCP_FILTER, TCP_FILTER, TYPE_NET_WASM, policy_json, settings)
+pub fn tcp_ecds(policy: impl AsRef<[u8]>, settings: &Settings) -> Value {
+    ecds(
+        TCP_FILTER,
+        TCP_FILTER,
+        TYPE_NET_WASM,
+        policy.as_ref(),
+        settings,
+    )
 }
 
 fn ecds(
     name: &str,
     root_id: &str,
     type_url: &str,
-    policy_json: &str,
+    policy_json: &[u8],
     settings: &Settings,
 ) -> Value {
     json!({
@@ -623,7 +641,8 @@ pub fn stats_tags() -> Value {
     ])
 }
 
-/// Generates the configuration for a validated `policy` whose text is `policy_json`.
+/// Generates the configuration for a validated `policy` whose text is `policy_json`
+/// (a JSON document, or a compiled policy file: `mapsctl compile`).
 ///
 /// ```
 /// use mapsctl::envoy_config::{generate, Settings, ConfigError};
@@ -647,9 +666,10 @@ pub fn stats_tags() -> Value {
 /// ```
 pub fn generate(
     classifier: &Classifier,
-    policy_json: &str,
+    policy: impl AsRef<[u8]>,
     settings: &Settings,
 ) -> Result<Generated, ConfigError> {
+    let policy_json = policy.as_ref();
     if !settings.admin.ip().is_loopback() {
         return Err(ConfigError::AdminNotLoopback(settings.admin));
     }

@@ -95,16 +95,21 @@ struct Options {
 
 impl Options {
     fn of(policy: &[u8]) -> Options {
-        match policy_core::validate(policy, false).policy {
-            Some(p) => Options {
-                headers: p.headers().clone(),
-                client: p.client_rule(),
-            },
-            None => Options {
-                headers: policy_core::HeaderNames::default(),
-                client: policy_core::ClientRule::Source,
-            },
-        }
+        let of = |p: &policy_core::Policy| Options {
+            headers: p.headers().clone(),
+            client: p.client_rule(),
+        };
+        let found = if policy_core::is_compiled(policy) {
+            policy_core::load(policy, false)
+                .ok()
+                .map(|l| of(l.classifier.policy()))
+        } else {
+            policy_core::validate(policy, false).policy.as_ref().map(of)
+        };
+        found.unwrap_or(Options {
+            headers: policy_core::HeaderNames::default(),
+            client: policy_core::ClientRule::Source,
+        })
     }
 }
 

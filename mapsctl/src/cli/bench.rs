@@ -107,6 +107,13 @@ pub fn run(a: &Args) -> u8 {
     let plugin_time = t0.elapsed();
     let plugin_rate = n as f64 / plugin_time.as_secs_f64();
     let table = c.table_bytes();
+    let compiled = match compiled_figures(&path, &text, addrs.get(..n).unwrap_or(&[]), host) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("mapsctl: the compiled policy: {e}");
+            return 1;
+        }
+    };
     let mut report = String::new();
     if a.json {
         let v = serde_json::json!({
@@ -118,6 +125,7 @@ pub fn run(a: &Args) -> u8 {
             "plugin": {"load_ms": load_plugin.as_secs_f64() * 1e3, "decisions": n, "decisions_per_s": plugin_rate,
                        "linear_memory_bytes": memory, "identical_to_native": same},
             "plugin_over_native": plugin_rate / native_rate,
+            "compiled": compiled.json(),
         });
         let _ = writeln!(report, "{v}");
     } else {
@@ -146,15 +154,101 @@ pub fn run(a: &Args) -> u8 {
         );
         let _ = writeln!(report, "plugin / native: {:.4}  (each plugin decision is a whole proxy-wasm HTTP request: context create, headers, hostcalls)", plugin_rate / native_rate);
         let _ = writeln!(report, "plugin linear memory after configure: {:.1} MiB; decisions identical to native: {same}/{n}", memory as f64 / 1048576.0);
+        compiled.text(&mut report);
     }
     if let Some(code) = super::print_out(&report) {
         return code;
     }
-    if same == n {
+    if same == n && compiled.identical == compiled.decisions {
         0
     } else {
         1
     }
+}
+
+/// The same policy compiled (`mapsctl compile`), measured beside the JSON one: each
+/// plugin VM configured in a module compiled once (the per-VM cost alone).
+struct Compiled {
+    compile_ms: f64,
+    file_bytes: usize,
+    table_bytes: usize,
+    native_load_ms: f64,
+    json_configure_ms: f64,
+    json_memory: usize,
+    configure_ms: f64,
+    memory: usize,
+    decisions: usize,
+    identical: usize,
+}
+
+impl Compiled {
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "compile_ms": self.compile_ms, "file_bytes": self.file_bytes,
+            "table_bytes": self.table_bytes, "native_load_ms": self.native_load_ms,
+            "plugin_configure_json_ms": self.json_configure_ms,
+            "plugin_linear_memory_json_bytes": self.json_memory,
+            "plugin_configure_ms": self.configure_ms,
+            "plugin_linear_memory_bytes": self.memory,
+            "memory_over_table_bytes": self.memory as i64 - self.table_bytes as i64,
+            "decisions": self.decisions, "identical_to_native": self.identical,
+        })
+    }
+
+    fn text(&self, out: &mut String) {
+        let mib = |b: usize| b as f64 / 1048576.0;
+        let _ = writeln!(out, "compiled (mapsctl compile: {:.0} ms, {} bytes, tables {:.1} MiB): native load {:.1} ms", self.compile_ms, self.file_bytes, mib(self.table_bytes), self.native_load_ms);
+        let _ = writeln!(out, "  one plugin VM configured (module compiled once): JSON {:.1} ms, {:.1} MiB linear memory; compiled {:.1} ms, {:.1} MiB ({:+.2} MiB over its tables); decisions identical to native: {}/{}",
+            self.json_configure_ms, mib(self.json_memory), self.configure_ms, mib(self.memory),
+            (self.memory as f64 - self.table_bytes as f64) / 1048576.0, self.identical, self.decisions);
+    }
+}
+
+fn compiled_figures(
+    plugin: &Path,
+    text: &[u8],
+    addrs: &[IpAddr],
+    host: Option<&str>,
+) -> Result<Compiled, String> {
+    let t0 = Instant::now();
+    let file = policy_core::compile(text, false).map_err(|r| r.to_string())?;
+    let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let t0 = Instant::now();
+    let native = policy_core::load(&file, false).map_err(|r| r.to_string())?;
+    let native_load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let harness = host_harness::Harness::load(plugin).map_err(|e| format!("{e:#}"))?;
+    let t0 = Instant::now();
+    let pj =
+        crate::replay::PluginReplay::with_harness(&harness, text).map_err(|e| format!("{e:#}"))?;
+    let json_configure_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let json_memory = pj.plugin().memory_size();
+    drop(pj);
+    let t0 = Instant::now();
+    let mut pc =
+        crate::replay::PluginReplay::with_harness(&harness, &file).map_err(|e| format!("{e:#}"))?;
+    let configure_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let memory = pc.plugin().memory_size();
+    let c = &native.classifier;
+    let mut identical = 0;
+    for addr in addrs {
+        let s = addr.to_string();
+        let line = pc.classify(&s, None, host).map_err(|e| format!("{e:#}"))?;
+        identical += usize::from(
+            line == policy_core::decision_line_json(&s, &c.classify(*addr, None, host)),
+        );
+    }
+    Ok(Compiled {
+        compile_ms,
+        file_bytes: file.len(),
+        table_bytes: c.table_bytes(),
+        native_load_ms,
+        json_configure_ms,
+        json_memory,
+        configure_ms,
+        memory,
+        decisions: addrs.len(),
+        identical,
+    })
 }
 
 pub struct UserArgs<'a> {

@@ -14,7 +14,8 @@ use super::load_policy;
 /// Arguments of `mapsctl envoy-config`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The policy document (JSON).
+    /// The policy document (JSON), or a compiled policy (`mapsctl compile`), which
+    /// the ECDS files then carry as bytes.
     #[arg(long)]
     policy: PathBuf,
     /// The HTTP listener address.
@@ -189,10 +190,8 @@ pub fn run(args: &Args) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let Ok(text) = std::str::from_utf8(&bytes) else {
-        eprintln!("mapsctl: {}: not UTF-8", args.policy.display());
-        return 2;
-    };
+    // A JSON policy was valid, so it is UTF-8; a compiled one is carried as bytes.
+    let text = &bytes[..];
     let s = match settings(args) {
         Ok(s) => s,
         Err(e) => {

@@ -494,6 +494,13 @@ pub fn run(args: &Args) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
+    if policy_core::is_compiled(&bytes) {
+        eprintln!(
+            "mapsctl: {} is a compiled policy: a control plane carries the plugin's configuration as JSON (Istio's pluginConfig, Envoy Gateway's config), not bytes. Give the JSON policy (mapsctl pack shrinks a large one), or deliver the compiled file to plain Envoy as ECDS files (mapsctl envoy-config --policy FILE --out DIR).",
+            args.policy.display()
+        );
+        return 2;
+    }
     let policy: Value = match serde_json::from_slice(&bytes) {
         Ok(v @ Value::Object(_)) => v,
         // A valid policy is a JSON object; keep the refusal anyway.
@@ -543,7 +550,7 @@ pub fn run(args: &Args) -> u8 {
     for n in notes {
         eprintln!("{n}");
     }
-    let version = ec::policy_version(&String::from_utf8_lossy(&bytes));
+    let version = ec::policy_version(&bytes);
     let mut text = header(args, &version);
     for obj in &objects {
         text.push_str("---\n");

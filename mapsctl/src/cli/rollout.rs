@@ -640,6 +640,13 @@ pub fn run(args: &Args) -> u8 {
             return 1;
         }
     };
+    if policy_core::is_compiled(&bytes) {
+        eprintln!(
+            "mapsctl: {}: rollout rewrites the policy text of StringValue ECDS files and does not carry compiled policies yet: roll out the JSON policy, or write compiled ECDS files with mapsctl envoy-config --ecds-only",
+            args.policy.display()
+        );
+        return 2;
+    }
     let Ok(text) = std::str::from_utf8(&bytes) else {
         eprintln!("mapsctl: {}: not UTF-8", args.policy.display());
         return 2;
