@@ -153,6 +153,10 @@ impl fmt::Display for CompiledError {
                 f,
                 "compiled policy format version {v}; this release reads version {COMPILED_VERSION}"
             ),
+            CompiledError::Length { actual, .. } if *actual < HEADER => write!(
+                f,
+                "compiled policy is cut short: {actual} bytes, less than its {HEADER}-byte header"
+            ),
             CompiledError::Length { declared, actual } => write!(
                 f,
                 "compiled policy is {actual} bytes but its header says {declared}"
