@@ -16,8 +16,9 @@ upstream, differing only in their HTTP filters (and, for `iptag`, its routes):
                match's outcome, outcomes from `mapsctl classify`), then the router with
                one route per tag (the `maps` edge/backup pair) on `x-envoy-ip-tags`
                and a catch-all route for untagged traffic
-    maps       the MAPS plugin holding a generated packed policy (`mapsctl gen`), then
-               the router
+    maps       the MAPS plugin holding a generated policy (`mapsctl gen`), compiled
+               (`mapsctl compile`, a BytesValue; `--policy-form json`: the packed JSON),
+               then the router
 
 for each table size of `--sizes` (`none`, `noop` and `hostcalls` do not depend on it:
 they are started once and measured again in every size's rounds). `ip_tagging` refuses
@@ -61,6 +62,7 @@ Everything listens on 127.0.0.1; every process started is stopped by its PID.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -88,6 +90,7 @@ import iptag_table  # noqa: E402
 HOST = "outlook.office365.com"
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 STRING_VALUE = "type.googleapis.com/google.protobuf.StringValue"
+BYTES_VALUE = "type.googleapis.com/google.protobuf.BytesValue"
 ECDS_STAT = "extension_config_discovery.http_filter.{name}."
 # Measured in this order in every round (the size-independent ones first).
 CONFIGS = ("none", "noop", "hostcalls", "iptag", "maps")
@@ -155,11 +158,26 @@ class BenchEnvoy(Envoy):
 
 
 # ---- configurations -----------------------------------------------------------------
+# How the MAPS Envoy gets its policy: "compiled" (default: `mapsctl compile`, a
+# BytesValue of the file, tables adopted without a rebuild) or "json" (the packed
+# policy JSON as a StringValue, validated and built in every VM). Set by --policy-form.
+POLICY_FORM = {"form": "compiled"}
+
+
 def maps_configuration(policy: Path) -> dict:
-    """The MAPS plugin's `configuration` (a protobuf Any) for a policy file: today the
-    packed policy JSON as a StringValue. The one place to change when the plugin takes
-    the compiled table `mapsctl compile` writes (a BytesValue of that file)."""
-    return {"@type": STRING_VALUE, "value": policy.read_text()}
+    """The MAPS plugin's `configuration` (a protobuf Any) for a policy file, in the
+    form --policy-form chose."""
+    if POLICY_FORM["form"] == "json":
+        return {"@type": STRING_VALUE, "value": policy.read_text()}
+    compiled = policy.with_suffix(".mapc")
+    if not compiled.exists():
+        t0 = time.monotonic()
+        subprocess.run([tool_paths()["mapsctl"], "compile", "--policy", str(policy),
+                        "--out", str(compiled)], check=True, capture_output=True, timeout=900)
+        say(f"mapsctl compile {policy.name}: {compiled.stat().st_size:,} bytes "
+            f"in {time.monotonic() - t0:.1f}s")
+    return {"@type": BYTES_VALUE,
+            "value": base64.b64encode(compiled.read_bytes()).decode("ascii")}
 
 
 def string_value(text: str) -> dict:
@@ -651,9 +669,13 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--addresses", type=int, default=2000)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--policy-form", choices=("compiled", "json"), default="compiled",
+                    help="the MAPS Envoy's policy: compiled (mapsctl compile, default) or "
+                         "the packed JSON")
     ap.add_argument("--check", action="store_true",
                     help="quick correctness run (make test): one 10,000-prefix size, 1 s runs")
     args = ap.parse_args()
+    POLICY_FORM["form"] = args.policy_form
     if args.check:
         args.sizes, args.duration, args.warmup, args.rounds = "10000", 1.0, 0.0, 1
     try:
@@ -680,7 +702,8 @@ def main() -> int:
     result: dict = {"sizes": sizes, "duration_s": args.duration, "warmup_s": args.warmup,
                     "connections": args.connections, "rounds": args.rounds,
                     "addresses": args.addresses, "wrk_threads": 1, "envoy_concurrency": 1,
-                    "iptag_max_ranges": iptag_table.IPTAG_MAX_RANGES, "by_size": {}}
+                    "iptag_max_ranges": iptag_table.IPTAG_MAX_RANGES, "by_size": {},
+                    "policy_form": args.policy_form}
     try:
         binary = tools["envoy"]
         fixed = [
