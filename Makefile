@@ -410,13 +410,13 @@ e2e-conformance: conformance-filters envoy
 	ENVOY=$(ENVOY) CONFORMANCE_WASM=$(CONFORMANCE_WASM) ABI_MODULES_DIR=$(ABI_MODULES) $(VENV)/bin/python3 e2e/test_conformance.py
 
 ## ---- fuzzing (issue 13) -------------------------------------------------------------
-# cargo-fuzz targets in fuzz/ (its own workspace): policy, packed, trace, plugin_request,
+# cargo-fuzz targets in fuzz/ (its own workspace): policy, packed, compiled, trace, plugin_request,
 # envoy_config (fuzz/src/lib.rs says what each checks). Only the stable toolchain is
 # installed: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its nightly flags. No sanitizer
 # (safe Rust; the checks are panics and asserted invariants), which keeps the build and
 # the runs fast. A crash stops the run; its input is in fuzz/artifacts/<target>/.
 #   make fuzz-smoke      every target for FUZZ_SMOKE_SECONDS (part of `make test`), then
-#                        `envoy --mode validate` on 40 envoy_config outputs. policy,
+#                        `envoy --mode validate` on 40 envoy_config outputs. policy, compiled,
 #                        packed, trace and envoy_config need policy-core and mapsctl's
 #                        generator (no wasmtime); plugin_request runs the plugin in
 #                        host-harness, so wasmtime and Cranelift compile instrumented:
@@ -427,7 +427,7 @@ e2e-conformance: conformance-filters envoy
 #                        then `envoy --mode validate` on FUZZ_ENVOY_SAMPLE outputs
 # Corpora grow in fuzz/corpus/<target>/ (not committed), seeded by fuzz/seed.sh.
 CARGO_FUZZ_VERSION := 0.13.2
-FUZZ_LIGHT_TARGETS := policy packed trace envoy_config
+FUZZ_LIGHT_TARGETS := policy packed compiled trace envoy_config
 FUZZ_TARGETS := $(FUZZ_LIGHT_TARGETS) plugin_request
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 10

@@ -6,7 +6,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 F=$ROOT/fixtures
 C=$ROOT/fuzz/corpus
-mkdir -p "$C"/{policy,packed,trace,plugin_request,envoy_config}
+mkdir -p "$C"/{policy,packed,compiled,trace,plugin_request,envoy_config}
 
 # Every policy document under fixtures/ (valid and invalid; not the golden reports,
 # nor the large imported source lists).

@@ -168,6 +168,52 @@ pub fn check_packed(data: &[u8]) {
 }
 
 thread_local! {
+    /// The demo policy compiled (`mapsctl compile`), for `compiled`.
+    static COMPILED: Vec<u8> = match policy_core::compile(DEMO_POLICY, false) {
+        Ok(f) => f,
+        Err(_) => panic!("the demo policy does not compile"),
+    };
+}
+
+/// `compiled`: a compiled policy file, whatever its bytes, is refused or adopted, never
+/// a panic or a hang; an adopted one decides without panicking. The input is used
+/// twice: as a file of its own, and as edits to the compiled demo policy whose
+/// checksum is then recomputed (so the edits reach the structure checks, as an
+/// altered file would).
+pub fn check_compiled(data: &[u8]) {
+    let flows = [
+        ("20.33.1.10", Some("outlook.office365.com")),
+        ("2603:10a0:400::1", None),
+        ("52.160.42.7", Some("contoso.sharepoint.com")),
+        ("203.0.113.9", None),
+    ];
+    let try_file = |file: Vec<u8>| {
+        if let Ok(p) = policy_core::load_compiled(file) {
+            for (src, host) in flows {
+                let d = p.classifier.classify_text(src, None, host);
+                let _ = policy_core::decision_line_json(src, &d);
+            }
+        }
+    };
+    try_file(data.to_vec());
+    COMPILED.with(|base| {
+        let mut file = base.clone();
+        // Each 5 bytes of input: an offset (u32, wrapped into the file) and a byte.
+        for edit in data.chunks_exact(5) {
+            let at = u32::from_le_bytes([edit[0], edit[1], edit[2], edit[3]]) as usize;
+            if let Some(b) = file.get_mut(at % base.len()) {
+                *b = edit[4];
+            }
+        }
+        if file.len() > 12 {
+            let crc = crc32fast::hash(&file[12..]);
+            file[8..12].copy_from_slice(&crc.to_le_bytes());
+        }
+        try_file(file);
+    });
+}
+
+thread_local! {
     static DEMO: policy_core::LoadedPolicy = match policy_core::load(DEMO_POLICY, false) {
         Ok(p) => p,
         Err(_) => panic!("the demo policy does not load"),

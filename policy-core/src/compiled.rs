@@ -441,9 +441,9 @@ pub fn load_compiled(bytes: Vec<u8>) -> Result<LoadedPolicy, CompiledError> {
             v.registration() < regs && v.len() <= width
         }
     };
-    let reg4 = Lpm4::read_section(&file, rgv4.0, rgv4.1, &value_ok(32))
+    let reg4 = Lpm4::read_section(&file, rgv4.0, rgv4.1, value_ok(32))
         .map_err(|e| bad("RGV4", rgv4.0, e))?;
-    let reg6 = Lpm6::read_section(&file, rgv6.0, rgv6.1, &value_ok(128))
+    let reg6 = Lpm6::read_section(&file, rgv6.0, rgv6.1, value_ok(128))
         .map_err(|e| bad("RGV6", rgv6.0, e))?;
     Ok(LoadedPolicy {
         classifier: Classifier::from_tables(policy, reg4, reg6),

@@ -587,7 +587,7 @@ fn read_section(
     file: &Arc<Vec<u8>>,
     at: usize,
     len: usize,
-    value_ok: &dyn Fn(u32) -> bool,
+    value_ok: impl Fn(u32) -> bool,
     escapes: bool,
 ) -> Result<(Trie, Codes, usize), &'static str> {
     let sec = file
@@ -678,7 +678,7 @@ fn read_section(
             nodes: nodes as usize,
             leaves: leaves as usize,
         };
-        t.verify(&code_ok)?;
+        t.verify(code_ok)?;
         Trie::Narrow(t)
     } else {
         let t = Poptrie::<4> {
@@ -689,7 +689,7 @@ fn read_section(
             nodes: nodes as usize,
             leaves: leaves as usize,
         };
-        t.verify(&code_ok)?;
+        t.verify(code_ok)?;
         Trie::Wide(t)
     };
     if !escapes && nr != 0 {
@@ -709,7 +709,7 @@ impl Lpm4 {
         file: &Arc<Vec<u8>>,
         at: usize,
         len: usize,
-        value_ok: &dyn Fn(u32) -> bool,
+        value_ok: impl Fn(u32) -> bool,
     ) -> Result<Lpm4, &'static str> {
         let (trie, codes, count) = read_section(file, at, len, value_ok, false)?;
         Ok(Lpm4 { trie, codes, count })
@@ -727,7 +727,7 @@ impl Lpm6 {
         file: &Arc<Vec<u8>>,
         at: usize,
         len: usize,
-        value_ok: &dyn Fn(u32) -> bool,
+        value_ok: impl Fn(u32) -> bool,
     ) -> Result<Lpm6, &'static str> {
         let (trie, codes, count) = read_section(file, at, len, value_ok, true)?;
         Ok(Lpm6 { trie, codes, count })

@@ -444,7 +444,7 @@ impl<const W: usize> Poptrie<W> {
     /// has a run start at or before it; every code passes `code_ok`. A table that
     /// passes answers every lookup in at most `ceil(64 / 6)` steps, from its own
     /// bytes.
-    pub(crate) fn verify(&self, code_ok: &dyn Fn(u32) -> bool) -> Result<(), &'static str> {
+    pub(crate) fn verify(&self, code_ok: impl Fn(u32) -> bool) -> Result<(), &'static str> {
         if !matches!(self.direct_bits, 6 | 12 | 18) {
             return Err("the direct table resolves an unsupported number of bits");
         }
