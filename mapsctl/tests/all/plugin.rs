@@ -489,6 +489,87 @@ fn metrics_are_recorded_by_class_registration_edge_and_latency() {
 }
 
 #[test]
+fn routed_counters_follow_names_across_a_reload_that_reorders_registrations() {
+    // The per-request counters are cached by (policy generation, registration index,
+    // edge index): after a reload that swaps the registrations, index 0 is another
+    // registration, and its requests must count under its own name.
+    let policy = small_policy(FROM_SOURCE);
+    let mut plugin = configure(&policy);
+    let send = |plugin: &mut Plugin, src: &str| {
+        plugin
+            .http_request()
+            .source(src)
+            .authority("outlook.office365.com")
+            .send()
+            .unwrap();
+    };
+    send(&mut plugin, "20.33.1.7:1"); // fabrikam (index 0) at sea
+    let mut doc: serde_json::Value = serde_json::from_str(&policy).unwrap();
+    doc["registrations"].as_array_mut().unwrap().swap(0, 1);
+    assert!(plugin.reconfigure(doc.to_string()).unwrap());
+    send(&mut plugin, "23.96.1.1:1"); // tailspin, now index 0, at chi
+    send(&mut plugin, "20.33.1.8:1"); // fabrikam, now index 1
+    let m = plugin.metrics();
+    assert_eq!(
+        m.counter("maps.registration.fabrikam.edge.sea.routed"),
+        Some(2)
+    );
+    assert_eq!(
+        m.counter("maps.registration.tailspin.edge.chi.routed"),
+        Some(1)
+    );
+    assert_eq!(m.counter("maps.class.maps.requests"), Some(3));
+}
+
+#[test]
+fn a_compiled_policy_configures_the_plugin_and_a_damaged_one_keeps_the_last_good() {
+    let policy = small_policy(FROM_SOURCE);
+    let file = policy_core::compile(policy.as_bytes(), false).unwrap();
+    let mut plugin = harness().configure(&file).unwrap();
+    let out = plugin
+        .http_request()
+        .source("20.33.1.7:1")
+        .authority("outlook.office365.com")
+        .send()
+        .unwrap();
+    assert_eq!(out.header("x-maps-class"), Some("maps"));
+    assert_eq!(out.header("x-maps-cluster"), Some("maps_sea_chi"));
+    let line: serde_json::Value =
+        serde_json::from_str(out.header("x-maps-decision").unwrap()).unwrap();
+    assert_eq!(
+        line,
+        native(
+            policy.as_bytes(),
+            "20.33.1.7:1",
+            None,
+            Some("outlook.office365.com")
+        )
+    );
+    let mut damaged = file.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    assert!(
+        !plugin.reconfigure(&damaged).unwrap(),
+        "a damaged file was accepted"
+    );
+    assert!(plugin
+        .logs()
+        .iter()
+        .any(|l| l.message.contains("[compiled-policy]") && l.message.contains("checksum")));
+    let out = plugin
+        .http_request()
+        .source("20.33.1.7:1")
+        .authority("outlook.office365.com")
+        .send()
+        .unwrap();
+    assert_eq!(
+        out.header("x-maps-class"),
+        Some("maps"),
+        "the last good policy serves"
+    );
+}
+
+#[test]
 fn the_network_filter_chooses_the_tcp_proxy_cluster() {
     let policy = small_policy(FROM_SOURCE);
     let mut plugin = harness().root_id("maps_tcp").configure(&policy).unwrap();

@@ -81,8 +81,14 @@ impl Filter {
         self.metrics.decided(class, false);
         self.metrics
             .categorized(decision.category().map(|c| c.as_str()), false);
-        if let (Some(reg), Some(edge)) = (decision.registration(), decision.edge()) {
-            self.metrics.routed(reg, edge, false);
+        if let (Some(reg), Some(edge), Some(r), Some(e)) = (
+            decision.registration(),
+            decision.edge(),
+            decision.registration_index(),
+            decision.edge_index(),
+        ) {
+            self.metrics
+                .routed((policy.generation, r, e), reg, edge, false);
             if decision.telemetry() {
                 if let (Some(id), Ok(now)) =
                     (self.metrics.latency_id(reg), hostcalls::get_current_time())

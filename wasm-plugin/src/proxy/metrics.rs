@@ -29,7 +29,10 @@
 //! metric of its own and a sum over `maps.requests` never counts a request twice.
 //!
 //! Ids are defined once per name per VM and cached; a metric call that the host refuses
-//! is ignored (metrics must never fail a request).
+//! is ignored (metrics must never fail a request). The per-request counters are found
+//! without formatting their names: by class or category and field, and by the
+//! (registration, edge) indices of the policy being served (forgotten when another
+//! policy is loaded, since indices then name other ids).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -41,6 +44,16 @@ use proxy_wasm::types::MetricType;
 #[derive(Default)]
 pub(crate) struct Metrics {
     ids: RefCell<HashMap<String, u32>>,
+    fast: RefCell<HashMap<Fast, u32>>,
+}
+
+/// A per-request counter, named without formatting (`bool`: connection, not request).
+#[derive(PartialEq, Eq, Hash)]
+enum Fast {
+    Class(&'static str, bool),
+    Category(&'static str, bool),
+    /// (policy generation, registration index, edge index, connection).
+    Routed(u32, usize, usize, bool),
 }
 
 /// Makes an id safe inside a dotted metric name.
@@ -64,40 +77,75 @@ impl Metrics {
         }
     }
 
+    /// Increments the counter `key`; `name` is made only the first time.
+    fn bump_fast(&self, key: Fast, name: impl FnOnce() -> String) {
+        let cached = self
+            .fast
+            .try_borrow()
+            .ok()
+            .and_then(|m| m.get(&key).copied());
+        let id = match cached {
+            Some(id) => Some(id),
+            None => {
+                let id = self.id(MetricType::Counter, name());
+                if let (Some(id), Ok(mut m)) = (id, self.fast.try_borrow_mut()) {
+                    m.insert(key, id);
+                }
+                id
+            }
+        };
+        if let Some(id) = id {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
+
     /// A request (or, with `connection`, a TCP connection) of class `class`.
-    pub fn decided(&self, class: &str, connection: bool) {
+    pub fn decided(&self, class: &'static str, connection: bool) {
         let field = if connection {
             "connections"
         } else {
             "requests"
         };
-        self.bump(format!("maps.class.{class}.{field}"));
+        self.bump_fast(Fast::Class(class, connection), || {
+            format!("maps.class.{class}.{field}")
+        });
     }
 
     /// A request (or TCP connection) of Microsoft 365 `category` (`None`: no matching
     /// destination entry has one, counted as `none`).
-    pub fn categorized(&self, category: Option<&str>, connection: bool) {
+    pub fn categorized(&self, category: Option<&'static str>, connection: bool) {
         let field = if connection {
             "category_connections"
         } else {
             "category_requests"
         };
         let category = category.unwrap_or("none");
-        self.bump(format!("maps.category.{category}.{field}"));
+        self.bump_fast(Fast::Category(category, connection), || {
+            format!("maps.category.{category}.{field}")
+        });
     }
 
-    /// A `maps` decision for `registration` at `edge`.
-    pub fn routed(&self, registration: &str, edge: &str, connection: bool) {
+    /// A `maps` decision for `registration` at `edge` (`at`: the generation of the
+    /// policy that decided, and their indices in it).
+    pub fn routed(
+        &self,
+        at: (u32, usize, usize),
+        registration: &str,
+        edge: &str,
+        connection: bool,
+    ) {
         let field = if connection {
             "routed_connections"
         } else {
             "routed"
         };
-        self.bump(format!(
-            "maps.registration.{}.edge.{}.{field}",
-            tag(registration),
-            tag(edge)
-        ));
+        self.bump_fast(Fast::Routed(at.0, at.1, at.2, connection), || {
+            format!(
+                "maps.registration.{}.edge.{}.{field}",
+                tag(registration),
+                tag(edge)
+            )
+        });
     }
 
     /// The latency histogram id of `registration`.
@@ -121,6 +169,11 @@ impl Metrics {
 
     /// The policy this VM now serves, and its linear memory.
     pub fn serving(&self, version: u64, generation: u32, memory_bytes: u64) {
+        // Another policy: ids cached for older generations' indices are dropped (a
+        // request still deciding with the previous policy caches its own again).
+        if let Ok(mut m) = self.fast.try_borrow_mut() {
+            m.retain(|k, _| !matches!(k, Fast::Routed(g, ..) if *g < generation.saturating_sub(1)));
+        }
         self.set("maps.policy.version", version);
         self.set("maps.policy.generation", u64::from(generation));
         self.set("maps.vm.memory_bytes", memory_bytes);
