@@ -203,7 +203,7 @@ class FaultEdge(Edge):
         self.wait_all_healthy()
         return self
 
-    def config_args(self, policy: Path) -> list[str]:
+    def config_args(self, policy: Path, source: Path | None = None) -> list[str]:
         args = [
             self.tools["mapsctl"], "envoy-config", "--policy", str(policy), "--out", str(self.outdir),
             "--listen", f"127.0.0.1:{self.http_port}", "--no-l4",
