@@ -314,14 +314,15 @@ bench-icount: icount-tool
 bench-icount-baseline: icount-tool
 	PLUGIN_WASM=$(PLUGIN_WASM) python3 benches/icount.py --icount $(ICOUNT) --write-baseline
 
-## ---- make bench: every figure of issue 6 in one run -----------------------------------
-# `make bench` (not part of `make test`: timings never fail tests; about 10 minutes on two
-# cores once built) runs, one after the other on an otherwise idle machine if possible:
+## ---- make bench: every figure of issues 6 and 11 in one run ---------------------------
+# `make bench` (not part of `make test`: timings never fail tests; about 30 minutes on two
+# cores, builds included) runs, one after the other on an otherwise idle machine if possible:
 #   bench-lpm     criterion LPM benches (writes the LPM section of benches/RESULTS.md)
 #   bench-sweep   throughput against table size per implementation (the chart)
 #   bench-native  `mapsctl bench --json`: native and plugin-in-harness decisions/s, memory
 #   bench-wasm    the seeded workload natively, in wasmtime and in Node's V8
-#   bench-envoy   Envoy --concurrency 1 under wrk: no filter, no-op filter, MAPS 1M prefixes
+#   bench-envoy   Envoy --concurrency 1 under wrk: no filter, no-op filter, host calls,
+#                 ip_tagging (where its table fits) and MAPS (compiled policy) at 10k to 2M prefixes
 # then benches/report.py writes the `bench:` section of benches/RESULTS.md and
 # benches/throughput.svg. Raw JSON outputs go to target/bench-results/.
 # `make test` runs their correctness checks only (test-bench-tools, and the wasm-runner
