@@ -78,8 +78,17 @@ impl Filter {
         let line = policy_core::decision_line_json(&src, &decision);
         set(&names.decision, &line);
 
-        self.metrics.counted(policy.generation, &decision, false);
-        if let (Some(reg), Some(_)) = (decision.registration(), decision.edge()) {
+        self.metrics.decided(class, false);
+        self.metrics
+            .categorized(decision.category().map(|c| c.as_str()), false);
+        if let (Some(reg), Some(edge), Some(r), Some(e)) = (
+            decision.registration(),
+            decision.edge(),
+            decision.registration_index(),
+            decision.edge_index(),
+        ) {
+            self.metrics
+                .routed((policy.generation, r, e), reg, edge, false);
             if decision.telemetry() {
                 if let (Some(id), Ok(now)) =
                     (self.metrics.latency_id(reg), hostcalls::get_current_time())

@@ -148,22 +148,6 @@ impl Metrics {
         });
     }
 
-    /// Every per-decision counter of one request (or TCP connection): class, category,
-    /// and for a routed decision registration × edge. `generation`: the policy that
-    /// decided. The one place the HTTP and network filters count a decision.
-    pub fn counted(&self, generation: u32, decision: &policy_core::Decision<'_>, connection: bool) {
-        self.decided(decision.class().as_str(), connection);
-        self.categorized(decision.category().map(|c| c.as_str()), connection);
-        if let (Some(reg), Some(edge), Some(r), Some(e)) = (
-            decision.registration(),
-            decision.edge(),
-            decision.registration_index(),
-            decision.edge_index(),
-        ) {
-            self.routed((generation, r, e), reg, edge, connection);
-        }
-    }
-
     /// The latency histogram id of `registration`.
     pub fn latency_id(&self, registration: &str) -> Option<u32> {
         self.id(

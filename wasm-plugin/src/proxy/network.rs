@@ -48,7 +48,19 @@ impl Filter {
             .engine
             .classifier
             .classify_text(&src, dst.as_deref(), None);
-        self.metrics.counted(policy.generation, &decision, true);
+        let class = decision.class().as_str();
+        self.metrics.decided(class, true);
+        self.metrics
+            .categorized(decision.category().map(|c| c.as_str()), true);
+        if let (Some(reg), Some(edge), Some(r), Some(e)) = (
+            decision.registration(),
+            decision.edge(),
+            decision.registration_index(),
+            decision.edge_index(),
+        ) {
+            self.metrics
+                .routed((policy.generation, r, e), reg, edge, true);
+        }
         if let Some(cluster) = decision.cluster() {
             let args = set_filter_state_args(TCP_PROXY_CLUSTER, cluster);
             if let Err(status) =
